@@ -1,0 +1,51 @@
+// Package builtin registers the action types that ship with selfheal into
+// an actions.Registry. Registration is explicit — there is no init() — so
+// every registry, a test's included, gets exactly the types it asks for.
+package builtin
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/actions/exec"
+	"github.com/selfheal/selfheal/actions/webhook"
+)
+
+// Deps are what the built-in actions depend on. A nil field gets a
+// default.
+type Deps struct {
+	// Logger receives the actions' logs; nil discards them.
+	Logger *slog.Logger
+	// HTTPClient sends webhook requests; nil means &http.Client{}. It
+	// should have no overall Timeout: each attempt has its own. Webhooks
+	// use a copy that never follows redirects.
+	HTTPClient *http.Client
+}
+
+// Specs returns the built-in action types, in id order, bound to d.
+func Specs(d Deps) []actions.Spec {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.HTTPClient == nil {
+		d.HTTPClient = &http.Client{}
+	}
+	return []actions.Spec{
+		exec.Spec(d.Logger),
+		webhook.Spec(d.HTTPClient, d.Logger),
+	}
+}
+
+// Register adds every built-in action type to r. It reports every id it
+// could not register (one already taken, say), not only the first.
+func Register(r *actions.Registry, d Deps) error {
+	var errs []error
+	for _, s := range Specs(d) {
+		if err := r.Register(s); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

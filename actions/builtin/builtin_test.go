@@ -1,0 +1,46 @@
+package builtin
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/selfheal/selfheal/actions"
+)
+
+func TestRegister(t *testing.T) {
+	r := actions.NewRegistry()
+	require.NoError(t, Register(r, Deps{}))
+	require.Equal(t, []string{"exec", "webhook"}, r.IDs())
+
+	err := Register(r, Deps{})
+	require.EqualError(t, err, "register action \"exec\": already registered\n"+
+		"register action \"webhook\": already registered")
+}
+
+// TestExamples builds every spec's documented example through the registry,
+// so the examples `selfheal actions` prints stay valid.
+func TestExamples(t *testing.T) {
+	r := actions.NewRegistry()
+	require.NoError(t, Register(r, Deps{}))
+	for _, s := range Specs(Deps{}) {
+		t.Run(s.ID, func(t *testing.T) {
+			require.NotEmpty(t, s.Summary)
+			var steps []struct {
+				Name   string    `yaml:"name"`
+				Action string    `yaml:"action"`
+				With   yaml.Node `yaml:"with"`
+			}
+			require.NoError(t, yaml.Unmarshal([]byte(s.Example), &steps))
+			require.NotEmpty(t, steps)
+			for _, st := range steps {
+				require.Equal(t, s.ID, st.Action)
+				a, p, err := r.Build("example.yaml", "with", st.Action, &st.With)
+				require.NoError(t, err)
+				require.NotNil(t, a)
+				require.NotNil(t, p)
+			}
+		})
+	}
+}

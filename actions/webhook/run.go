@@ -1,0 +1,163 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/selfheal/selfheal/actions"
+)
+
+const (
+	// bodyExcerpt is how much of a response body is kept: its start, where
+	// an API puts its error.
+	bodyExcerpt = 1 << 10
+	// drainLimit is how much more of a body is read (and dropped) so the
+	// connection can be reused.
+	drainLimit = 64 << 10
+)
+
+// errAttemptTimeout is the cause of an attempt's context when its timeout
+// passes.
+var errAttemptTimeout = errors.New("webhook attempt timeout")
+
+// Run sends the request for t. A 2xx succeeds. Transport errors, attempt
+// timeouts, 408, 429 and 5xx are tried again, up to max_attempts, waiting
+// 500ms, then twice as long each time (at most 10s); when every attempt
+// failed the error is actions.Retryable. Any other status, a 3xx included,
+// fails permanently at once. A cancelled ctx ends Run at once, permanently.
+func (a *Action) Run(ctx context.Context, t actions.Target) (actions.Result, error) {
+	r, err := a.prepare(t)
+	if err != nil {
+		return actions.Result{}, fmt.Errorf("webhook: %w", err)
+	}
+	log := a.logger.With("playbook", t.Playbook, "step", t.Step, "run", t.Run, "request", r.String())
+	for n := 1; ; n++ {
+		res, err := a.attempt(ctx, r)
+		res.Details["attempts"] = strconv.Itoa(n)
+		switch {
+		case err == nil:
+			res.Summary = fmt.Sprintf("%s: %s after %s", r, res.Summary, plural(n, "attempt"))
+			return res, nil
+		case ctx.Err() != nil:
+			return res, fmt.Errorf("webhook %s: %w", r, context.Cause(ctx))
+		case !actions.IsRetryable(err):
+			return res, fmt.Errorf("webhook %s: %w", r, err)
+		case n >= a.p.MaxAttempts:
+			return res, fmt.Errorf("webhook %s: failed after %s: %w", r, plural(n, "attempt"), err)
+		}
+		d := a.backoff.delay(n)
+		log.Warn("webhook attempt failed, retrying", "attempt", n, "max_attempts", a.p.MaxAttempts, "delay", d, "err", err)
+		if err := sleep(ctx, d); err != nil {
+			return res, fmt.Errorf("webhook %s: %w", r, err)
+		}
+	}
+}
+
+// attempt sends r once. Its error is actions.Retryable when another attempt
+// may succeed. The Result's Details always exist; they hold the status and
+// body excerpt when a response came.
+func (a *Action) attempt(ctx context.Context, r *request) (actions.Result, error) {
+	res := actions.Result{Details: map[string]string{}}
+	actx, cancel := context.WithTimeoutCause(ctx, time.Duration(a.p.Timeout), errAttemptTimeout)
+	defer cancel()
+	var body io.Reader
+	if r.body != "" {
+		body = strings.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(actx, r.method, r.url.String(), body)
+	if err != nil {
+		return res, fmt.Errorf("build request: %w", err)
+	}
+	req.Header = r.header.Clone()
+	resp, err := a.client.Do(req)
+	if err != nil {
+		if errors.Is(context.Cause(actx), errAttemptTimeout) && ctx.Err() == nil {
+			return res, actions.Retryablef("timed out after %s", a.p.Timeout)
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its message repeats the URL
+		}
+		return res, actions.Retryable(errors.New(r.redact(err.Error())))
+	}
+	defer resp.Body.Close()
+	excerpt := r.redact(readExcerpt(resp.Body))
+	res.Summary = resp.Status
+	res.Details["status"] = strconv.Itoa(resp.StatusCode)
+	res.Details["body"] = excerpt
+	code := resp.StatusCode
+	switch {
+	case code >= 200 && code < 300:
+		return res, nil
+	case code >= 300 && code < 400:
+		return res, fmt.Errorf("status %s: redirects are not followed (Location: %q)", resp.Status, resp.Header.Get("Location"))
+	case code >= 500 || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests:
+		return res, actions.Retryablef("status %s%s", resp.Status, bodySuffix(excerpt))
+	default:
+		return res, fmt.Errorf("status %s%s", resp.Status, bodySuffix(excerpt))
+	}
+}
+
+// readExcerpt returns the first bodyExcerpt bytes of body as valid UTF-8,
+// ending in "…" when there was more, and drains a bounded rest so the
+// connection can be reused. A read error ends the excerpt early.
+func readExcerpt(body io.Reader) string {
+	b, _ := io.ReadAll(io.LimitReader(body, bodyExcerpt+1))
+	more := len(b) > bodyExcerpt
+	if more {
+		b = trimPartialRune(b[:bodyExcerpt])
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, drainLimit))
+	s := strings.ToValidUTF8(strings.TrimSpace(string(b)), "\uFFFD")
+	if more {
+		s += "…"
+	}
+	return s
+}
+
+// trimPartialRune drops an incomplete rune a cut left at the end of b.
+func trimPartialRune(b []byte) []byte {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return b[:i]
+			}
+			return b
+		}
+	}
+	return b
+}
+
+func bodySuffix(excerpt string) string {
+	if excerpt == "" {
+		return ""
+	}
+	return fmt.Sprintf(": %q", excerpt)
+}
+
+// sleep waits d or until ctx is done, whichever is first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

@@ -1,0 +1,201 @@
+// Package webhook owns the "webhook" action: one HTTP request with a
+// templated URL, headers and body, retried on 5xx and transport errors with
+// exponential backoff, with an optional bearer token read from a file that
+// is never shown.
+package webhook
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/selfheal/selfheal/actions"
+)
+
+// ID is the action type id of webhook steps.
+const ID = "webhook"
+
+const summary = "Send an HTTP request with a templated URL, headers and body; retry on 5xx and transport errors."
+
+const example = `- name: notify
+  action: webhook
+  with:
+    url: https://chat.example/hook
+    method: POST
+    headers:
+      X-Playbook: '{{ .Playbook }}'
+    body: '{"text": "{{ .Labels.instance }} not healed"}'
+    bearer_token_file: /etc/selfheal/chat-token
+    timeout: 10s
+    max_attempts: 3
+`
+
+// Params are the parameters of a webhook step.
+type Params struct {
+	// URL must render to an absolute http or https URL.
+	URL actions.Template `yaml:"url"`
+	// Method is one of GET, POST, PUT, PATCH, DELETE.
+	Method string `yaml:"method"`
+	// Headers are added to the request, values templated. A header whose
+	// name looks secret (authorization, token, secret, key, password,
+	// cookie) is shown as "<secret>".
+	Headers map[string]actions.Template `yaml:"headers"`
+	// Body is sent as is; empty sends no body. A non-empty body gets
+	// "Content-Type: application/json" unless Headers set one.
+	Body actions.Template `yaml:"body"`
+	// Timeout bounds each attempt, response body included.
+	Timeout model.Duration `yaml:"timeout"`
+	// MaxAttempts is how many times the request is sent at most (1..10).
+	MaxAttempts int `yaml:"max_attempts"`
+	// BearerTokenFile, an absolute path, holds a token sent as
+	// "Authorization: Bearer <token>". It is read on every run, so a
+	// rotated token is picked up, and never shown.
+	BearerTokenFile string `yaml:"bearer_token_file"`
+}
+
+// DefaultParams returns the parameters with their defaults: POST, no body,
+// a 10s timeout per attempt, 3 attempts.
+func DefaultParams() *Params {
+	return &Params{
+		Method:      http.MethodPost,
+		Timeout:     model.Duration(10 * time.Second),
+		MaxAttempts: 3,
+	}
+}
+
+// methods are the methods a webhook step may use.
+func methods() []string {
+	return []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+}
+
+// Validate checks the parameters without rendering them. Every problem is
+// reported, separated by "; ".
+func (p *Params) Validate() error {
+	var probs []string
+	switch src := p.URL.String(); {
+	case src == "":
+		probs = append(probs, "url: must be set")
+	case !strings.Contains(src, "{{"):
+		if _, err := checkURL(src); err != nil {
+			probs = append(probs, err.Error())
+		}
+	}
+	if !slices.Contains(methods(), p.Method) {
+		probs = append(probs, fmt.Sprintf("method: %q must be one of %s", p.Method, strings.Join(methods(), ", ")))
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.Headers)) {
+		if err := checkHeaderName(name, p.BearerTokenFile != ""); err != nil {
+			probs = append(probs, err.Error())
+		}
+	}
+	if p.Timeout <= 0 {
+		probs = append(probs, "timeout: must be greater than 0")
+	}
+	if p.MaxAttempts < 1 || p.MaxAttempts > 10 {
+		probs = append(probs, fmt.Sprintf("max_attempts: %d must be between 1 and 10", p.MaxAttempts))
+	}
+	if p.BearerTokenFile != "" && !filepath.IsAbs(p.BearerTokenFile) {
+		probs = append(probs, fmt.Sprintf("bearer_token_file: %q must be an absolute path", p.BearerTokenFile))
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("%s", strings.Join(probs, "; "))
+	}
+	return nil
+}
+
+// checkHeaderName checks a header name given in headers.
+func checkHeaderName(name string, hasToken bool) error {
+	if !isToken(name) {
+		return fmt.Errorf("headers: %q is not a valid header name", name)
+	}
+	switch c := http.CanonicalHeaderKey(name); {
+	case c == "Host" || c == "Content-Length" || c == "Transfer-Encoding":
+		return fmt.Errorf("headers: %s is set by the client, not by a step", c)
+	case c == "Authorization" && hasToken:
+		return fmt.Errorf("headers: Authorization conflicts with bearer_token_file")
+	}
+	return nil
+}
+
+// isToken reports whether s is an RFC 9110 token, what a header name is.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("!#$%&'*+-.^_`|~", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Spec returns the webhook action type. Its actions send with client (nil:
+// a plain &http.Client{}; the per-attempt timeout comes from the context)
+// and log to logger (nil discards).
+func Spec(client *http.Client, logger *slog.Logger) actions.Spec {
+	return actions.Typed(ID, summary, example, DefaultParams, func(p *Params) (actions.Action, error) {
+		return New(p, client, logger)
+	})
+}
+
+// Action is a configured webhook step. It is safe for concurrent use.
+type Action struct {
+	p       Params
+	client  *http.Client
+	logger  *slog.Logger
+	backoff backoff
+}
+
+// New builds a webhook action from p, which it validates. It sends with a
+// copy of client that never follows redirects (nil: &http.Client{}); a
+// Timeout set on client still applies on top of the per-attempt one. The
+// action logs to logger; nil discards.
+func New(p *Params, client *http.Client, logger *slog.Logger) (*Action, error) {
+	if p == nil {
+		return nil, fmt.Errorf("webhook: nil params")
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	c := &http.Client{}
+	if client != nil {
+		*c = *client
+	}
+	// A redirect could send the token to another host, and turns a POST
+	// into a GET: a 3xx is returned as is and fails the step.
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Action{
+		p:       *p,
+		client:  c,
+		logger:  logger.With("component", "actions/webhook"),
+		backoff: defaultBackoff(),
+	}, nil
+}
+
+// backoff is the wait between attempts: initial, doubling, at most max.
+type backoff struct{ initial, max time.Duration }
+
+func defaultBackoff() backoff { return backoff{initial: 500 * time.Millisecond, max: 10 * time.Second} }
+
+// delay returns the wait after failed attempt n (1-based).
+func (b backoff) delay(n int) time.Duration {
+	d := b.initial
+	for i := 1; i < n && d < b.max; i++ {
+		d *= 2
+	}
+	return min(d, b.max)
+}

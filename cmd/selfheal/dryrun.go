@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/actions/builtin"
+	"github.com/selfheal/selfheal/ha"
+	"github.com/selfheal/selfheal/playbooks"
+	"github.com/selfheal/selfheal/receiver"
+)
+
+type dryRunCmd struct {
+	playbooks []string
+	alerts    string
+	output    string
+}
+
+func newDryRunCmd(app *kingpin.Application) *dryRunCmd {
+	c := &dryRunCmd{}
+	cmd := app.Command("dry-run", "Show what would run for an Alertmanager payload, and why; run nothing.")
+	cmd.Flag("playbooks", "Playbook files (glob, repeatable).").Required().StringsVar(&c.playbooks)
+	cmd.Flag("alerts", "Alertmanager webhook payload file, or - for standard input.").Required().StringVar(&c.alerts)
+	cmd.Flag("output", "Output format.").Default("text").EnumVar(&c.output, "text", "json")
+	return c
+}
+
+// The dry-run report. Its JSON form is a stable interface for scripts.
+type dryReport struct {
+	Alerts []dryAlert `json:"alerts"`
+	Notes  []string   `json:"notes"`
+}
+
+type dryAlert struct {
+	Alertname string            `json:"alertname"`
+	Status    string            `json:"status"`
+	Episode   string            `json:"episode"`
+	Labels    map[string]string `json:"labels"`
+	Playbooks []dryPlaybook     `json:"playbooks"`
+}
+
+type dryPlaybook struct {
+	Name    string    `json:"name"`
+	Source  string    `json:"source"`
+	Matches bool      `json:"matches"`
+	Why     string    `json:"why"`
+	RunID   string    `json:"runId,omitempty"`
+	DryRun  bool      `json:"dryRun,omitempty"`
+	Steps   []dryStep `json:"steps,omitempty"`
+}
+
+type dryStep struct {
+	Name    string        `json:"name"`
+	Action  string        `json:"action"`
+	Timeout string        `json:"timeout"`
+	Retries int           `json:"retries"`
+	Plan    *actions.Plan `json:"plan,omitempty"`
+	Error   string        `json:"error,omitempty"`
+}
+
+func (c *dryRunCmd) run(stdin io.Reader, stdout, stderr io.Writer) int {
+	reg := actions.NewRegistry()
+	if err := builtin.Register(reg, builtin.Deps{}); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	set, err := playbooks.LoadFiles(reg, c.playbooks)
+	if err != nil {
+		fmt.Fprintf(stderr, "selfheal dry-run: load playbooks:\n")
+		for _, e := range flatten(err) {
+			fmt.Fprintf(stderr, "  %v\n", e)
+		}
+		return 1
+	}
+	in := stdin
+	if c.alerts != "-" {
+		f, err := os.Open(c.alerts)
+		if err != nil {
+			fmt.Fprintf(stderr, "selfheal dry-run: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		in = f
+	}
+	n, err := receiver.Decode(in)
+	if err != nil {
+		fmt.Fprintf(stderr, "selfheal dry-run: %s: %v\n", c.alerts, err)
+		return 1
+	}
+	rep := report(context.Background(), set, n)
+	if n.TruncatedAlerts > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("Alertmanager left %d alerts out of this notification (truncatedAlerts); they would never reach selfheal. Do not set max_alerts on a selfheal receiver.", n.TruncatedAlerts))
+	}
+	if c.output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
+	printReport(stdout, rep)
+	return 0
+}
+
+func report(ctx context.Context, set *playbooks.Set, n *receiver.Notification) dryReport {
+	rep := dryReport{Notes: []string{
+		"The execution log is not consulted: a daemon runs a playbook at most once per episode, so a repeat of an episode it already handled starts nothing.",
+	}}
+	for _, a := range n.Alerts {
+		da := dryAlert{Alertname: a.Name(), Status: string(a.Status), Episode: a.Episode().String(), Labels: a.Labels, Playbooks: []dryPlaybook{}}
+		for _, pb := range set.All() {
+			ok, why := pb.Explain(a)
+			dp := dryPlaybook{Name: pb.Name, Source: pb.Source, Matches: ok, Why: why}
+			if ok {
+				dp.RunID, dp.DryRun = ha.RunID(pb.Name, a.Episode()), pb.DryRun
+				for _, st := range pb.Steps {
+					ds := dryStep{Name: st.Name, Action: st.ActionID, Timeout: st.Timeout.String(), Retries: st.Retries}
+					plan, err := st.Action.Plan(ctx, actions.NewTarget(a, pb.Name, st.Name, dp.RunID))
+					if err != nil {
+						ds.Error = err.Error()
+					} else {
+						ds.Plan = &plan
+					}
+					dp.Steps = append(dp.Steps, ds)
+				}
+			}
+			da.Playbooks = append(da.Playbooks, dp)
+		}
+		rep.Alerts = append(rep.Alerts, da)
+	}
+	return rep
+}
+
+func printReport(w io.Writer, rep dryReport) {
+	for i, a := range rep.Alerts {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "alert %s (%s), episode %s\n", a.Alertname, a.Status, a.Episode)
+		if len(a.Playbooks) == 0 {
+			fmt.Fprintln(w, "  no playbooks loaded")
+		}
+		for _, p := range a.Playbooks {
+			if !p.Matches {
+				fmt.Fprintf(w, "  playbook %s: does not run: %s\n", p.Name, p.Why)
+				continue
+			}
+			mode := "would run"
+			if p.DryRun {
+				mode = "would record a dry run (playbook has dry_run: true)"
+			}
+			fmt.Fprintf(w, "  playbook %s: %s as %s (%s)\n", p.Name, mode, p.RunID, p.Why)
+			for j, s := range p.Steps {
+				fmt.Fprintf(w, "    step %d %s [%s, timeout %s, retries %d]\n", j+1, s.Name, s.Action, s.Timeout, s.Retries)
+				if s.Error != "" {
+					fmt.Fprintf(w, "      would fail: %s\n", s.Error)
+					continue
+				}
+				fmt.Fprintf(w, "      would %s\n", s.Plan.Summary)
+				for _, prm := range s.Plan.Params {
+					fmt.Fprintf(w, "      %s: %s\n", prm.Name, indent(prm.Value, "        "))
+				}
+				for _, d := range s.Plan.Details {
+					fmt.Fprintf(w, "      - %s\n", d)
+				}
+			}
+		}
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "\nnote: %s\n", n)
+	}
+}
+
+func indent(s, pad string) string { return strings.ReplaceAll(s, "\n", "\n"+pad) }

@@ -1,0 +1,208 @@
+// Package config owns the daemon's configuration file: its schema, strict
+// positioned decoding, defaults, and resolving paths and secret files.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/units"
+	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/selfheal/selfheal/strictyaml"
+)
+
+// Config is the daemon configuration file.
+type Config struct {
+	Receiver  Receiver  `yaml:"receiver"`
+	Playbooks Playbooks `yaml:"playbooks"`
+	Engine    Engine    `yaml:"engine"`
+	Storage   Storage   `yaml:"storage"`
+	// DryRun is global shadow mode: record what would run, run nothing.
+	DryRun bool `yaml:"dry_run"`
+
+	// Sections of DESIGN §5 that later steps implement. They are part of
+	// the schema so that setting one is a clear error, never ignored.
+	Alertmanager *yaml.Node `yaml:"alertmanager"`
+	Kubernetes   *yaml.Node `yaml:"kubernetes"`
+	Jenkins      *yaml.Node `yaml:"jenkins"`
+	Limits       *yaml.Node `yaml:"limits"`
+}
+
+// Receiver configures the webhook.
+type Receiver struct {
+	BearerToken     commoncfg.Secret `yaml:"bearer_token"`
+	BearerTokenFile string           `yaml:"bearer_token_file"`
+	BasicAuth       *BasicAuth       `yaml:"basic_auth"`
+	// Insecure must be set explicitly to accept unauthenticated webhooks.
+	Insecure     bool             `yaml:"insecure"`
+	MaxBodyBytes units.Base2Bytes `yaml:"max_body_bytes"`
+	// InboxSize is the most alerts accepted and not yet processed.
+	InboxSize int `yaml:"inbox_size"`
+}
+
+// BasicAuth is a username and password, the password inline or in a file.
+type BasicAuth struct {
+	Username     string           `yaml:"username"`
+	Password     commoncfg.Secret `yaml:"password"`
+	PasswordFile string           `yaml:"password_file"`
+}
+
+// Playbooks says where playbooks come from.
+type Playbooks struct {
+	// Files are globs; relative ones resolve against the config's folder.
+	Files      []string   `yaml:"files"`
+	Kubernetes *yaml.Node `yaml:"kubernetes"`
+}
+
+// Engine sizes the engine.
+type Engine struct {
+	Workers       int            `yaml:"workers"`
+	Queue         int            `yaml:"queue"`
+	ShutdownGrace model.Duration `yaml:"shutdown_grace"`
+}
+
+// Storage configures what is kept on disk.
+type Storage struct {
+	// Retention is how long finished runs of episodes no longer delivered
+	// are kept.
+	Retention model.Duration `yaml:"retention"`
+}
+
+// Default returns the configuration used for what a file leaves out.
+func Default() Config {
+	return Config{
+		Receiver: Receiver{MaxBodyBytes: 4 * units.MiB, InboxSize: 10000},
+		Engine:   Engine{Workers: 4, Queue: 256, ShutdownGrace: model.Duration(30 * time.Second)},
+		Storage:  Storage{Retention: model.Duration(7 * 24 * time.Hour)},
+	}
+}
+
+// Load reads, decodes and checks the file at path, resolves relative paths
+// against its folder and reads secret files. All problems are reported
+// together, each with its position.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load for content already read; path names it in errors and
+// anchors relative paths.
+func Parse(path string, data []byte) (*Config, error) {
+	doc, err := strictyaml.Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	c := Default()
+	if err := strictyaml.Decode(path, "", doc, &c); err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	var errs []error
+	for _, s := range []struct {
+		name string
+		node *yaml.Node
+	}{
+		{"alertmanager", c.Alertmanager}, {"kubernetes", c.Kubernetes}, {"jenkins", c.Jenkins},
+		{"limits", c.Limits}, {"playbooks.kubernetes", c.Playbooks.Kubernetes},
+	} {
+		if s.node != nil {
+			errs = append(errs, strictyaml.Errorf(path, s.node, s.name, "not supported yet (planned for a later release)"))
+		}
+	}
+	errs = append(errs, c.Receiver.resolve(path, dir)...)
+	for i, g := range c.Playbooks.Files {
+		if _, err := filepath.Match(g, ""); err != nil {
+			errs = append(errs, &strictyaml.Error{File: path, Path: fmt.Sprintf("playbooks.files[%d]", i), Msg: fmt.Sprintf("bad glob %q: %v", g, err)})
+		}
+		c.Playbooks.Files[i] = resolvePath(dir, g)
+	}
+	errs = append(errs, positive(path, "engine.workers", c.Engine.Workers), positive(path, "engine.queue", c.Engine.Queue),
+		positive(path, "receiver.inbox_size", c.Receiver.InboxSize), positive(path, "receiver.max_body_bytes", int(c.Receiver.MaxBodyBytes)))
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (r *Receiver) resolve(file, dir string) []error {
+	var errs []error
+	fail := func(path, format string, args ...any) {
+		errs = append(errs, &strictyaml.Error{File: file, Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	methods := 0
+	if r.BearerToken != "" || r.BearerTokenFile != "" {
+		methods++
+	}
+	if r.BasicAuth != nil {
+		methods++
+	}
+	if r.Insecure {
+		methods++
+	}
+	if methods != 1 {
+		fail("receiver", "set exactly one of bearer_token/bearer_token_file, basic_auth, or insecure: true (got %d)", methods)
+	}
+	if r.BearerToken != "" && r.BearerTokenFile != "" {
+		fail("receiver", "bearer_token and bearer_token_file are mutually exclusive")
+	}
+	if r.BearerTokenFile != "" {
+		s, err := readSecret(resolvePath(dir, r.BearerTokenFile))
+		if err != nil {
+			fail("receiver.bearer_token_file", "%v", err)
+		}
+		r.BearerToken = s
+	}
+	if b := r.BasicAuth; b != nil {
+		if b.Username == "" {
+			fail("receiver.basic_auth.username", "must be set")
+		}
+		if (b.Password == "") == (b.PasswordFile == "") {
+			fail("receiver.basic_auth", "set exactly one of password and password_file")
+		}
+		if b.PasswordFile != "" {
+			s, err := readSecret(resolvePath(dir, b.PasswordFile))
+			if err != nil {
+				fail("receiver.basic_auth.password_file", "%v", err)
+			}
+			b.Password = s
+		}
+	}
+	return errs
+}
+
+// readSecret reads a secret file, trimming the trailing newline editors add.
+func readSecret(path string) (commoncfg.Secret, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimRight(string(data), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return commoncfg.Secret(s), nil
+}
+
+func resolvePath(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+func positive(file, path string, n int) error {
+	if n > 0 {
+		return nil
+	}
+	return &strictyaml.Error{File: file, Path: path, Msg: fmt.Sprintf("must be greater than 0, got %d", n)}
+}

@@ -1,0 +1,266 @@
+// Package engine turns accepted alerts into runs: it classifies each
+// delivery against its episode, matches playbooks, claims each run in the
+// execution log before anything starts, runs the steps with timeouts and
+// retries on a bounded worker pool, and records the outcome.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/selfheal/selfheal/alert"
+	"github.com/selfheal/selfheal/ha"
+	"github.com/selfheal/selfheal/playbooks"
+)
+
+// Source hands the engine accepted batches in order. A batch is handed out
+// again after a restart until it is acknowledged.
+type Source interface {
+	Next(ctx context.Context) (alert.Batch, error)
+	Ack(seq uint64) error
+}
+
+// Log is the execution log the engine records into (an *ha.Log).
+type Log interface {
+	Observe(a alert.Alert) (ha.Observation, error)
+	Claim(rec ha.Record) (ha.Record, bool, error)
+	Update(rec ha.Record) error
+	Unfinished() ([]ha.Record, error)
+}
+
+// Options configure an Engine.
+type Options struct {
+	// Workers is how many runs execute at once; 0 means 4.
+	Workers int
+	// Queue is how many claimed runs may wait for a worker; 0 means 256.
+	// When it is full the engine stops taking batches, the inbox fills,
+	// and the webhook answers 503: backpressure, never loss.
+	Queue int
+	// DryRun records what would run for every playbook and runs nothing.
+	DryRun bool
+	// ShutdownGrace is how long runs in flight may finish after the engine
+	// is told to stop; then their contexts are cancelled. 0 means 30s.
+	ShutdownGrace time.Duration
+	// RetryBackoff is the first wait between attempts of a step; it
+	// doubles, up to 30s. 0 means 1s.
+	RetryBackoff time.Duration
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+	Now          func() time.Time
+}
+
+// Engine runs playbooks for alerts. Create it with New, give it playbooks
+// with SetPlaybooks and start it with Run.
+type Engine struct {
+	src  Source
+	log  Log
+	opts Options
+	lg   *slog.Logger
+	m    *metrics
+
+	playbooks atomic.Pointer[playbooks.Set]
+	queue     chan job
+}
+
+type job struct {
+	rec ha.Record
+	pb  *playbooks.Playbook
+}
+
+// New returns an engine reading from src and recording into log.
+func New(src Source, log Log, opts Options) *Engine {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.Queue <= 0 {
+		opts.Queue = 256
+	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 30 * time.Second
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	e := &Engine{
+		src:   src,
+		log:   log,
+		opts:  opts,
+		lg:    opts.Logger.With("component", "engine"),
+		m:     newMetrics(opts.Registerer),
+		queue: make(chan job, opts.Queue),
+	}
+	e.playbooks.Store(&playbooks.Set{})
+	return e
+}
+
+// SetPlaybooks swaps the active playbooks atomically. Runs already claimed
+// keep the playbook version they were claimed with.
+func (e *Engine) SetPlaybooks(s *playbooks.Set) { e.playbooks.Store(s) }
+
+// Playbooks returns the active playbooks.
+func (e *Engine) Playbooks() *playbooks.Set { return e.playbooks.Load() }
+
+// Run resumes what a previous process left unfinished, then processes
+// batches until ctx is done. Runs in flight then get ShutdownGrace to
+// finish. It returns nil after a clean stop.
+func (e *Engine) Run(ctx context.Context) error {
+	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRuns()
+	var workers sync.WaitGroup
+	for range e.opts.Workers {
+		workers.Go(func() {
+			for j := range e.queue {
+				e.m.queued.Dec()
+				if ctx.Err() != nil {
+					continue // stays claimed on disk; resumed at the next start
+				}
+				e.execute(runCtx, j)
+			}
+		})
+	}
+	err := e.resume(ctx)
+	if err == nil {
+		err = e.dispatch(ctx)
+	}
+	close(e.queue)
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(e.opts.ShutdownGrace):
+		e.lg.Warn("runs still in flight after the shutdown grace; cancelling them", "grace", e.opts.ShutdownGrace)
+		cancelRuns()
+		<-done
+	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// resume deals with this node's records a previous process left open: a
+// claimed run never started, so it runs now; a running one may have had
+// effects, so it is closed as failed rather than run twice.
+func (e *Engine) resume(ctx context.Context) error {
+	recs, err := e.log.Unfinished()
+	if err != nil {
+		return fmt.Errorf("read unfinished runs: %w", err)
+	}
+	for _, rec := range recs {
+		if rec.State == ha.Running {
+			rec.State = ha.Failed
+			rec.Reason = "interrupted: the daemon stopped while the run was in progress; not run again because its steps may have had effects"
+			rec.FinishedAt = e.opts.Now().UTC()
+			if err := e.log.Update(rec); err != nil {
+				return err
+			}
+			e.finished(rec)
+			continue
+		}
+		pb := e.Playbooks().Get(rec.Playbook)
+		if pb == nil {
+			e.skip(rec, fmt.Sprintf("playbook %q is no longer loaded", rec.Playbook))
+			continue
+		}
+		e.lg.Info("resuming claimed run", "run", rec.ID, "playbook", rec.Playbook, "episode", rec.Episode.String())
+		if err := e.enqueue(ctx, job{rec: rec, pb: pb}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) dispatch(ctx context.Context) error {
+	for {
+		b, err := e.src.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if err := e.handle(ctx, b); err != nil {
+			return err
+		}
+		if err := e.src.Ack(b.Seq); err != nil {
+			return err
+		}
+	}
+}
+
+// handle classifies every alert of b and claims the runs it calls for.
+// When it returns nil, every decision is on disk and b may be acknowledged.
+func (e *Engine) handle(ctx context.Context, b alert.Batch) error {
+	set := e.Playbooks()
+	for _, a := range b.Alerts {
+		obs, err := e.log.Observe(a)
+		if err != nil {
+			return err
+		}
+		e.m.episodes.WithLabelValues(string(obs)).Inc()
+		if obs == ha.Stale {
+			e.lg.Info("ignoring stale firing alert for an episode already resolved",
+				"episode", a.Episode().String(), "alertname", a.Name())
+			continue
+		}
+		for _, pb := range set.Match(a) {
+			if err := e.claim(ctx, a, pb); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (e *Engine) claim(ctx context.Context, a alert.Alert, pb *playbooks.Playbook) error {
+	rec := ha.Record{
+		ID:       ha.RunID(pb.Name, a.Episode()),
+		Playbook: pb.Name,
+		Source:   pb.Source,
+		Revision: pb.Revision,
+		Episode:  a.Episode(),
+		Alert:    a,
+		DryRun:   e.opts.DryRun || pb.DryRun,
+	}
+	stored, won, err := e.log.Claim(rec)
+	if err != nil {
+		return err
+	}
+	if !won {
+		e.lg.Debug("run already recorded for this episode", "run", stored.ID, "state", stored.State, "node", stored.Node)
+		return nil
+	}
+	e.lg.Info("run claimed", "run", stored.ID, "playbook", pb.Name, "episode", stored.Episode.String(), "alertname", a.Name())
+	return e.enqueue(ctx, job{rec: stored, pb: pb})
+}
+
+func (e *Engine) enqueue(ctx context.Context, j job) error {
+	select {
+	case e.queue <- j:
+		e.m.queued.Inc()
+		return nil
+	case <-ctx.Done():
+		// The claim is on disk; resume starts it after the restart.
+		return ctx.Err()
+	}
+}
+
+func (e *Engine) skip(rec ha.Record, reason string) {
+	rec.State, rec.Reason = ha.Skipped, reason
+	rec.FinishedAt = e.opts.Now().UTC()
+	if err := e.log.Update(rec); err != nil {
+		e.lg.Error("record skipped run", "run", rec.ID, "err", err)
+		return
+	}
+	e.finished(rec)
+}

@@ -1,0 +1,42 @@
+package engine
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/selfheal/selfheal/ha"
+)
+
+type metrics struct {
+	episodes     *prometheus.CounterVec
+	runs         *prometheus.CounterVec
+	stepDuration *prometheus.HistogramVec
+	queued       prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		episodes: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "selfheal_engine_episodes_total",
+			Help: "Alert deliveries by what they meant for their episode: new, duplicate, stale (firing after resolved) or resolved.",
+		}, []string{"kind"}),
+		runs: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "selfheal_engine_runs_total",
+			Help: "Finished runs by playbook and outcome.",
+		}, []string{"playbook", "outcome"}),
+		stepDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "selfheal_engine_step_duration_seconds",
+			Help:    "Time a step took, all attempts included, by action and outcome.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800},
+		}, []string{"action", "outcome"}),
+		queued: f.NewGauge(prometheus.GaugeOpts{
+			Name: "selfheal_engine_runs_queued",
+			Help: "Claimed runs waiting for a worker.",
+		}),
+	}
+	for _, k := range []ha.Observation{ha.New, ha.Duplicate, ha.Stale, ha.Ended} {
+		m.episodes.WithLabelValues(string(k))
+	}
+	return m
+}

@@ -1,0 +1,147 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/ha"
+	"github.com/selfheal/selfheal/playbooks"
+)
+
+// execute runs the steps of one claimed run in order and records the
+// outcome. The record is marked Running on disk before the first step, so a
+// crash mid-run is never mistaken for a run that has not started.
+func (e *Engine) execute(ctx context.Context, j job) {
+	rec, pb := j.rec, j.pb
+	rec.State = ha.Running
+	rec.StartedAt = e.opts.Now().UTC()
+	if err := e.log.Update(rec); err != nil {
+		e.lg.Error("mark run running; not starting it", "run", rec.ID, "err", err)
+		return
+	}
+	if rec.DryRun {
+		e.dryRun(ctx, &rec, pb)
+	} else {
+		rec.State = ha.Succeeded
+		for _, st := range pb.Steps {
+			sr := e.runStep(ctx, rec, pb, st)
+			rec.Steps = append(rec.Steps, sr)
+			if sr.State != ha.Succeeded {
+				rec.State = ha.Failed
+				rec.Reason = fmt.Sprintf("step %q failed: %s", st.Name, sr.Error)
+				break
+			}
+		}
+	}
+	rec.FinishedAt = e.opts.Now().UTC()
+	if err := e.log.Update(rec); err != nil {
+		e.lg.Error("record run outcome", "run", rec.ID, "err", err)
+	}
+	e.finished(rec)
+}
+
+// dryRun records each step's plan instead of running it.
+func (e *Engine) dryRun(ctx context.Context, rec *ha.Record, pb *playbooks.Playbook) {
+	rec.State, rec.Reason = ha.Skipped, "dry run: nothing was executed"
+	for _, st := range pb.Steps {
+		sr := ha.StepRecord{Name: st.Name, Action: st.ActionID, State: ha.Skipped, StartedAt: e.opts.Now().UTC()}
+		plan, err := st.Action.Plan(ctx, actions.NewTarget(rec.Alert, pb.Name, st.Name, rec.ID))
+		if err != nil {
+			sr.Error = err.Error()
+		} else {
+			sr.Summary = "would " + plan.Summary
+		}
+		sr.FinishedAt = e.opts.Now().UTC()
+		rec.Steps = append(rec.Steps, sr)
+	}
+}
+
+// runStep runs one step: each attempt under the step's timeout, retrying
+// only errors the action marks retryable, with a doubling backoff.
+func (e *Engine) runStep(ctx context.Context, rec ha.Record, pb *playbooks.Playbook, st playbooks.Step) ha.StepRecord {
+	sr := ha.StepRecord{Name: st.Name, Action: st.ActionID, StartedAt: e.opts.Now().UTC()}
+	target := actions.NewTarget(rec.Alert, pb.Name, st.Name, rec.ID)
+	timeout := st.Timeout
+	if timeout <= 0 {
+		timeout = playbooks.DefaultStepTimeout
+	}
+	backoff := e.opts.RetryBackoff
+	var err error
+	for attempt := 0; attempt <= st.Retries; attempt++ {
+		if attempt > 0 {
+			e.lg.Warn("retrying step", "run", rec.ID, "step", st.Name, "attempt", attempt+1, "err", err)
+			if !sleep(ctx, backoff) {
+				break
+			}
+			backoff = min(2*backoff, 30*time.Second)
+		}
+		sr.Attempts++
+		var res actions.Result
+		res, err = e.attempt(ctx, st, target, timeout)
+		if err == nil {
+			sr.State, sr.Summary, sr.Details = ha.Succeeded, res.Summary, res.Details
+			break
+		}
+		if !actions.IsRetryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		sr.State, sr.Error = ha.Failed, err.Error()
+	}
+	sr.FinishedAt = e.opts.Now().UTC()
+	e.m.stepDuration.WithLabelValues(st.ActionID, string(sr.State)).Observe(sr.FinishedAt.Sub(sr.StartedAt).Seconds())
+	return sr
+}
+
+func (e *Engine) attempt(ctx context.Context, st playbooks.Step, target actions.Target, timeout time.Duration) (res actions.Result, err error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("action %s panicked: %v", st.ActionID, p)
+		}
+	}()
+	res, err = st.Action.Run(ctx, target)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("step timed out after %s: %w", timeout, err)
+	}
+	return res, err
+}
+
+// sleep waits d or until ctx is done; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// finished logs the one line every run gets and counts it.
+func (e *Engine) finished(rec ha.Record) {
+	outcome := string(rec.State)
+	if rec.DryRun && rec.State == ha.Skipped {
+		outcome = "dry_run"
+	}
+	e.m.runs.WithLabelValues(rec.Playbook, outcome).Inc()
+	attrs := []any{
+		"run", rec.ID, "playbook", rec.Playbook, "episode", rec.Episode.String(),
+		"alertname", rec.Alert.Name(), "outcome", outcome, "steps", len(rec.Steps),
+		"duration", rec.Duration(), "node", rec.Node,
+	}
+	if rec.Reason != "" {
+		attrs = append(attrs, "reason", rec.Reason)
+	}
+	if rec.State == ha.Failed {
+		e.lg.Warn("run finished", attrs...)
+		return
+	}
+	e.lg.Info("run finished", attrs...)
+}

@@ -1,0 +1,97 @@
+package ha
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/selfheal/selfheal/alert"
+)
+
+// Observation is what a delivered alert means for its episode.
+type Observation string
+
+// The observations Observe returns.
+const (
+	// New: the first "firing" seen for the episode.
+	New Observation = "new"
+	// Duplicate: a repeat, retry or HA copy of what was already seen.
+	Duplicate Observation = "duplicate"
+	// Stale: a "firing" for an episode already seen resolved (a late HA
+	// copy); it must not start anything.
+	Stale Observation = "stale"
+	// Ended: the first "resolved" seen for the episode.
+	Ended Observation = "resolved"
+)
+
+type episodeState struct {
+	Status     alert.Status `json:"status"`
+	FirstSeen  time.Time    `json:"firstSeen"`
+	LastSeen   time.Time    `json:"lastSeen"`
+	ResolvedAt time.Time    `json:"resolvedAt,omitzero"`
+}
+
+// Observe records that a was delivered and classifies the delivery. The
+// episode table is on disk, so a restart keeps knowing which episodes ended.
+func (l *Log) Observe(a alert.Alert) (Observation, error) {
+	key := []byte(a.Episode().Key())
+	now := l.now().UTC()
+	var obs Observation
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEpisodes)
+		var st episodeState
+		seen := false
+		if v := b.Get(key); v != nil {
+			if err := json.Unmarshal(v, &st); err != nil {
+				return err
+			}
+			seen = true
+		}
+		obs = classify(seen, st.Status, a.Status)
+		if !seen {
+			st.FirstSeen = now
+		}
+		st.LastSeen = now
+		if a.Status == alert.Resolved && st.Status != alert.Resolved {
+			st.Status, st.ResolvedAt = alert.Resolved, now
+		} else if !seen {
+			st.Status = a.Status
+		}
+		return putJSON(b, string(key), st)
+	})
+	if err != nil {
+		return "", fmt.Errorf("observe episode %s: %w", a.Episode(), err)
+	}
+	return obs, nil
+}
+
+func classify(seen bool, was, now alert.Status) Observation {
+	switch {
+	case now == alert.Firing && !seen:
+		return New
+	case now == alert.Firing && was == alert.Resolved:
+		return Stale
+	case now == alert.Resolved && (!seen || was == alert.Firing):
+		return Ended
+	default:
+		return Duplicate
+	}
+}
+
+func pruneEpisodes(b *bolt.Bucket, cutoff time.Time) error {
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		var st episodeState
+		if err := json.Unmarshal(v, &st); err != nil {
+			return err
+		}
+		if st.LastSeen.Before(cutoff) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

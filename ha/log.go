@@ -1,0 +1,240 @@
+package ha
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketRuns     = []byte("runs")
+	bucketByTime   = []byte("runs_by_time")
+	bucketEpisodes = []byte("episodes")
+)
+
+// ErrBackwards is returned by Update for a state change that goes back.
+var ErrBackwards = errors.New("run state cannot move backwards")
+
+// ErrNotFound is returned by Update for a run that was never claimed.
+var ErrNotFound = errors.New("run not found")
+
+// Options configure a Log.
+type Options struct {
+	// Node names this replica in records.
+	Node string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Log is the execution log and episode table of one replica, on disk. It is
+// safe for concurrent use. Every write is fsynced before it returns, so a
+// claim is on disk before its action starts.
+type Log struct {
+	db   *bolt.DB
+	node string
+	now  func() time.Time
+}
+
+// Open opens (or creates) the log in dir/log.db.
+func Open(dir string, opts Options) (*Log, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("open execution log: %w", err)
+	}
+	path := filepath.Join(dir, "log.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open execution log %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketRuns, bucketByTime, bucketEpisodes} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open execution log %s: %w", path, err)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Log{db: db, node: opts.Node, now: opts.Now}, nil
+}
+
+// Close closes the database.
+func (l *Log) Close() error { return l.db.Close() }
+
+// Node returns the name this replica writes into records.
+func (l *Log) Node() string { return l.node }
+
+// Claim stores rec as Claimed by this node unless a record with its ID
+// exists. It returns the stored record and whether this call created it.
+func (l *Log) Claim(rec Record) (Record, bool, error) {
+	rec.State = Claimed
+	rec.Node = l.node
+	if rec.ClaimedAt.IsZero() {
+		rec.ClaimedAt = l.now().UTC()
+	}
+	var stored Record
+	won := false
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		runs := tx.Bucket(bucketRuns)
+		if v := runs.Get([]byte(rec.ID)); v != nil {
+			return json.Unmarshal(v, &stored)
+		}
+		won, stored = true, rec
+		if err := putJSON(runs, rec.ID, rec); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketByTime).Put(timeKey(rec.ClaimedAt, rec.ID), nil)
+	})
+	if err != nil {
+		return Record{}, false, fmt.Errorf("claim run %s: %w", rec.ID, err)
+	}
+	return stored, won, nil
+}
+
+// Update replaces the stored record with rec. The state may stay or move
+// forward, never back, and a final state is never changed.
+func (l *Log) Update(rec Record) error {
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		runs := tx.Bucket(bucketRuns)
+		v := runs.Get([]byte(rec.ID))
+		if v == nil {
+			return ErrNotFound
+		}
+		var old Record
+		if err := json.Unmarshal(v, &old); err != nil {
+			return err
+		}
+		if rec.State.rank() < old.State.rank() || (old.State.Final() && rec.State != old.State) {
+			return fmt.Errorf("%w: %s to %s", ErrBackwards, old.State, rec.State)
+		}
+		return putJSON(runs, rec.ID, rec)
+	})
+	if err != nil {
+		return fmt.Errorf("update run %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// Get returns the record with id.
+func (l *Log) Get(id string) (Record, bool, error) {
+	var rec Record
+	found := false
+	err := l.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketRuns).Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(v, &rec)
+	})
+	return rec, found, err
+}
+
+// List returns up to limit records, newest claim first.
+func (l *Log) List(limit int) ([]Record, error) {
+	var out []Record
+	err := l.db.View(func(tx *bolt.Tx) error {
+		runs := tx.Bucket(bucketRuns)
+		c := tx.Bucket(bucketByTime).Cursor()
+		for k, _ := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
+			var rec Record
+			if err := json.Unmarshal(runs.Get(idOfTimeKey(k)), &rec); err != nil {
+				return err
+			}
+			out = append(out, rec)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Unfinished returns this node's records that are Claimed or Running, oldest
+// first: what a restart must resume or close.
+func (l *Log) Unfinished() ([]Record, error) {
+	var out []Record
+	err := l.db.View(func(tx *bolt.Tx) error {
+		runs := tx.Bucket(bucketRuns)
+		c := tx.Bucket(bucketByTime).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			var rec Record
+			if err := json.Unmarshal(runs.Get(idOfTimeKey(k)), &rec); err != nil {
+				return err
+			}
+			if !rec.State.Final() && rec.Node == l.node {
+				out = append(out, rec)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Prune forgets episodes not delivered since cutoff, then deletes the final
+// records of runs claimed before cutoff whose episode is forgotten. A run of
+// an episode that is still being delivered is kept however old it is, so a
+// long-firing alert never runs again. It returns how many runs it deleted.
+func (l *Log) Prune(cutoff time.Time) (int, error) {
+	n := 0
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		episodes := tx.Bucket(bucketEpisodes)
+		if err := pruneEpisodes(episodes, cutoff); err != nil {
+			return err
+		}
+		runs, byTime := tx.Bucket(bucketRuns), tx.Bucket(bucketByTime)
+		end := timeKey(cutoff, "")
+		c := byTime.Cursor()
+		for k, _ := c.First(); k != nil && bytes.Compare(k, end) < 0; {
+			id := idOfTimeKey(k)
+			var rec Record
+			if err := json.Unmarshal(runs.Get(id), &rec); err != nil {
+				return err
+			}
+			if !rec.State.Final() || episodes.Get([]byte(rec.Episode.Key())) != nil {
+				k, _ = c.Next()
+				continue
+			}
+			key := bytes.Clone(k)
+			if err := runs.Delete(bytes.Clone(id)); err != nil {
+				return err
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n++
+			k, _ = c.Seek(key)
+		}
+		return nil
+	})
+	return n, err
+}
+
+func putJSON(b *bolt.Bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), data)
+}
+
+// timeKey orders records by claim time: 20-digit Unix nanoseconds, "/", id.
+func timeKey(t time.Time, id string) []byte {
+	return fmt.Appendf(nil, "%020d/%s", t.UnixNano(), id)
+}
+
+func idOfTimeKey(k []byte) []byte {
+	if i := bytes.IndexByte(k, '/'); i >= 0 {
+		return k[i+1:]
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+// Package ha owns the execution log: which playbook ran, is running or was
+// skipped for which episode, on which node, with what outcome. The log is
+// persisted in bbolt under --storage.path, so a restart never re-runs an
+// episode. Replicating it between replicas by gossip comes in a later step;
+// the merge rules (states only move forward) are already the log's own.
+package ha
+
+import (
+	"time"
+
+	"github.com/selfheal/selfheal/alert"
+)
+
+// State is where a run is. States only move forward: Claimed, then Running,
+// then one of the final states.
+type State string
+
+// The states of a run, in order.
+const (
+	// Claimed: the run is decided and durably recorded; no step started.
+	Claimed State = "claimed"
+	// Running: a step has started; its effects may have happened.
+	Running State = "running"
+	// Succeeded: every step succeeded.
+	Succeeded State = "succeeded"
+	// Failed: a step failed, or the run was interrupted.
+	Failed State = "failed"
+	// Skipped: nothing ran, on purpose (dry run, playbook removed, ...).
+	Skipped State = "skipped"
+	// Unhealed: the steps ran but the alert did not resolve in time.
+	Unhealed State = "unhealed"
+)
+
+func (s State) rank() int {
+	switch s {
+	case Claimed:
+		return 1
+	case Running:
+		return 2
+	case Succeeded, Failed, Skipped, Unhealed:
+		return 3
+	default:
+		return 0
+	}
+}
+
+// Final reports whether s is an end state.
+func (s State) Final() bool { return s.rank() == 3 }
+
+// Record is one run of one playbook for one episode.
+type Record struct {
+	// ID is RunID(playbook, episode): the same on every node.
+	ID       string        `json:"id"`
+	Playbook string        `json:"playbook"`
+	Source   string        `json:"source"`
+	Revision string        `json:"revision"`
+	Episode  alert.Episode `json:"episode"`
+	// Alert is the alert the run acts on, kept so that a claimed run can
+	// start after a restart without the notification.
+	Alert  alert.Alert `json:"alert"`
+	State  State       `json:"state"`
+	Node   string      `json:"node"`
+	DryRun bool        `json:"dryRun,omitempty"`
+	// Reason explains a final state other than Succeeded, in words.
+	Reason     string       `json:"reason,omitempty"`
+	Steps      []StepRecord `json:"steps,omitempty"`
+	ClaimedAt  time.Time    `json:"claimedAt"`
+	StartedAt  time.Time    `json:"startedAt,omitzero"`
+	FinishedAt time.Time    `json:"finishedAt,omitzero"`
+}
+
+// StepRecord is what happened to one step of a run.
+type StepRecord struct {
+	Name       string            `json:"name"`
+	Action     string            `json:"action"`
+	State      State             `json:"state"`
+	Attempts   int               `json:"attempts"`
+	StartedAt  time.Time         `json:"startedAt,omitzero"`
+	FinishedAt time.Time         `json:"finishedAt,omitzero"`
+	Error      string            `json:"error,omitempty"`
+	Summary    string            `json:"summary,omitempty"`
+	Details    map[string]string `json:"details,omitempty"`
+}
+
+// RunID is the id of the run of playbook for episode. It is derived, never
+// random, so every node and every restart names a run the same way.
+func RunID(playbook string, ep alert.Episode) string {
+	return playbook + "/" + ep.Key()
+}
+
+// Duration is how long the run took, or 0 while it is not finished.
+func (r Record) Duration() time.Duration {
+	if r.StartedAt.IsZero() || r.FinishedAt.IsZero() {
+		return 0
+	}
+	return r.FinishedAt.Sub(r.StartedAt)
+}

@@ -1,0 +1,146 @@
+package playbooks
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/selfheal/selfheal/alert"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.err from the errors Parse returns")
+
+func TestParseValid(t *testing.T) {
+	data, err := os.ReadFile("testdata/valid.yaml")
+	require.NoError(t, err)
+	pbs, err := Parse(testRegistry(t), "testdata/valid.yaml", data)
+	require.NoError(t, err)
+	require.Len(t, pbs, 2)
+
+	sum := sha256.Sum256(data)
+	rev := hex.EncodeToString(sum[:])[:12]
+
+	clean := pbs[0]
+	require.Equal(t, "clean-data-worker", clean.Name)
+	require.Equal(t, "Free disk on a Spark worker.", clean.Description)
+	require.Equal(t, `{selfhealing="true",jenkins_job=~"clean_.*"}`, clean.Matchers.String())
+	require.Equal(t, alert.Resolved, clean.On)
+	require.True(t, clean.DryRun)
+	require.Equal(t, "testdata/valid.yaml", clean.Source)
+	require.Equal(t, rev, clean.Revision)
+	require.Len(t, rev, 12)
+	require.Equal(t, Position{Line: 3, Column: 11}, clean.Pos)
+	require.Len(t, clean.Steps, 2)
+
+	cleanup := clean.Steps[0]
+	require.Equal(t, "cleanup", cleanup.Name)
+	require.Equal(t, "exec", cleanup.ActionID)
+	require.Equal(t, 20*time.Minute, cleanup.Timeout)
+	require.Equal(t, 2, cleanup.Retries)
+	require.IsType(t, &testAction{}, cleanup.Action)
+	params, ok := cleanup.Params.(*testParams)
+	require.True(t, ok)
+	require.Equal(t, "/tmp", params.Dir)
+	require.Len(t, params.Command, 3)
+	require.Equal(t, "{{ .Labels.instance }}", params.Command[2].String())
+
+	report := clean.Steps[1]
+	require.Equal(t, "report", report.Name)
+	require.Equal(t, DefaultStepTimeout, report.Timeout)
+	require.Zero(t, report.Retries)
+	require.Equal(t, "/", report.Params.(*testParams).Dir, "defaults of the params struct are kept")
+
+	db := pbs[1]
+	require.Equal(t, "restart-db", db.Name)
+	require.Empty(t, db.Description)
+	require.Equal(t, alert.Firing, db.On, "on defaults to firing")
+	require.False(t, db.DryRun)
+	require.Equal(t, Position{Line: 24, Column: 11}, db.Pos)
+	require.Len(t, db.Steps, 1)
+}
+
+func TestParseNoPlaybooks(t *testing.T) {
+	for name, in := range map[string]string{
+		"empty":          "",
+		"comments only":  "# nothing here\n",
+		"empty document": "---\n",
+		"null list":      "playbooks:\n",
+		"empty list":     "playbooks: []\n",
+		"trailing ---":   "playbooks: []\n---\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			pbs, err := Parse(testRegistry(t), "pb.yaml", []byte(in))
+			require.NoError(t, err)
+			require.Empty(t, pbs)
+		})
+	}
+}
+
+// TestParseGolden checks files whose every error is listed, in order, in
+// the .err file next to them. Run with -update to rewrite the .err files,
+// then review the diff.
+func TestParseGolden(t *testing.T) {
+	for _, name := range []string{"multi"} {
+		t.Run(name, func(t *testing.T) {
+			src := "testdata/" + name + ".yaml"
+			data, err := os.ReadFile(src)
+			require.NoError(t, err)
+			pbs, err := Parse(testRegistry(t), src, data)
+			require.Error(t, err)
+			require.Nil(t, pbs)
+			golden := "testdata/" + name + ".err"
+			if *update {
+				require.NoError(t, os.WriteFile(golden, []byte(err.Error()+"\n"), 0o644))
+			}
+			want, rerr := os.ReadFile(golden)
+			require.NoError(t, rerr)
+			require.Equal(t, strings.TrimSuffix(string(want), "\n"), err.Error())
+		})
+	}
+}
+
+// TestParsePlanned checks fields of the format that are not implemented:
+// accepted at their zero value, rejected otherwise, never ignored.
+func TestParsePlanned(t *testing.T) {
+	const head = "playbooks:\n  - name: a\n    match: [x=\"y\"]\n    steps: [{name: s, action: exec, with: {command: [\"true\"]}}]\n"
+	for _, tc := range []struct {
+		field string
+		value string
+		err   string // "" when accepted
+	}{
+		{"delay", "0s", ""},
+		{"delay", "2m", "pb.yaml:5:12: playbooks[0].delay: not supported yet (planned)"},
+		{"delay", "soon", `pb.yaml:5:12: playbooks[0].delay: not a valid duration string: "soon"`},
+		{"repeat_after", "0s", ""},
+		{"repeat_after", "", ""},
+		{"repeat_after", "1h", "pb.yaml:5:19: playbooks[0].repeat_after: not supported yet (planned)"},
+		{"windows", "[]", ""},
+		{"windows", `[{schedule: "0 8 * * MON-FRI", duration: 10h}]`, "pb.yaml:5:14: playbooks[0].windows: not supported yet (planned)"},
+		{"blackouts", "[]", ""},
+		{"blackouts", "[{schedule: '0 0 * * SAT', duration: 48h}]", "pb.yaml:5:16: playbooks[0].blackouts: not supported yet (planned)"},
+		{"limits", "{}", ""},
+		{"limits", "{max_runs: 3, per: 1h}", "pb.yaml:5:13: playbooks[0].limits: not supported yet (planned)"},
+		{"verify", "{}", ""},
+		{"verify", "{resolved_within: 15m}", "pb.yaml:5:13: playbooks[0].verify: not supported yet (planned)"},
+		{"on_failure", "[]", ""},
+		{"on_failure", "[{name: page, action: exec}]", "pb.yaml:5:17: playbooks[0].on_failure: not supported yet (planned)"},
+		{"on_failure", "false", "pb.yaml:5:17: playbooks[0].on_failure: not supported yet (planned)"},
+	} {
+		t.Run(tc.field+"="+tc.value, func(t *testing.T) {
+			in := head + "    " + tc.field + ": " + tc.value + "\n"
+			pbs, err := Parse(testRegistry(t), "pb.yaml", []byte(in))
+			if tc.err == "" {
+				require.NoError(t, err)
+				require.Len(t, pbs, 1)
+				return
+			}
+			require.EqualError(t, err, tc.err)
+		})
+	}
+}

@@ -1,0 +1,130 @@
+package playbooks
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/alert"
+)
+
+// Set is an immutable collection of playbooks with unique names, the unit a
+// reload swaps. It is safe for concurrent use. A nil or zero Set is empty.
+type Set struct {
+	sorted []*Playbook // by name
+	byName map[string]*Playbook
+}
+
+// NewSet returns the set of pbs. A name used by two playbooks is an error
+// naming both definitions, like
+// `playbook "x" is defined twice: in a.yaml:3:11 and in b.yaml:7:11`; every
+// clash is reported.
+func NewSet(pbs []*Playbook) (*Set, error) {
+	s := &Set{sorted: make([]*Playbook, 0, len(pbs)), byName: make(map[string]*Playbook, len(pbs))}
+	var errs []error
+	for i, pb := range pbs {
+		if pb == nil {
+			errs = append(errs, fmt.Errorf("playbook %d is nil", i))
+			continue
+		}
+		if first, ok := s.byName[pb.Name]; ok {
+			errs = append(errs, fmt.Errorf("playbook %q is defined twice: in %s and in %s", pb.Name, first.where(), pb.where()))
+			continue
+		}
+		s.byName[pb.Name] = pb
+		s.sorted = append(s.sorted, pb)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(s.sorted, func(a, b *Playbook) int { return strings.Compare(a.Name, b.Name) })
+	return s, nil
+}
+
+// LoadFiles expands each glob (relative paths are used as given, against
+// the working directory), reads and parses every file it matches, and
+// returns the set of all their playbooks. A file matched by two globs is
+// loaded once; a glob matching nothing is not an error. The error joins the
+// problems of every file: a bad glob, an unreadable file, a file that does
+// not parse, and names defined in two files.
+func LoadFiles(reg *actions.Registry, globs []string) (*Set, error) {
+	var (
+		errs []error
+		all  []*Playbook
+		seen = map[string]bool{}
+	)
+	for _, g := range globs {
+		files, err := filepath.Glob(g)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("playbook files %q: %w", g, err))
+			continue
+		}
+		for _, f := range files {
+			if seen[f] {
+				continue
+			}
+			seen[f] = true
+			data, err := os.ReadFile(f)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("read playbook file: %w", err))
+				continue
+			}
+			pbs, err := Parse(reg, f, data)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			all = append(all, pbs...)
+		}
+	}
+	s, err := NewSet(all)
+	if err := errors.Join(append(errs, err)...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// All returns the playbooks in name order. The slice is the caller's; the
+// playbooks are shared and must not be changed.
+func (s *Set) All() []*Playbook {
+	if s == nil {
+		return nil
+	}
+	return slices.Clone(s.sorted)
+}
+
+// Get returns the playbook named name, or nil.
+func (s *Set) Get(name string) *Playbook {
+	if s == nil {
+		return nil
+	}
+	return s.byName[name]
+}
+
+// Len returns the number of playbooks.
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.sorted)
+}
+
+// Match returns the playbooks that act on a, in name order: each runs
+// independently.
+func (s *Set) Match(a alert.Alert) []*Playbook {
+	if s == nil {
+		return nil
+	}
+	ls := a.LabelSet()
+	var out []*Playbook
+	for _, pb := range s.sorted {
+		if pb.matches(a.Status, ls) {
+			out = append(out, pb)
+		}
+	}
+	return out
+}

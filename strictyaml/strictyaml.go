@@ -1,0 +1,296 @@
+// Package strictyaml decodes YAML into Go structs strictly: an unknown key,
+// a duplicate key or a value of the wrong shape is an error that names the
+// file, line, column and YAML path, and every error of a document is
+// reported, not only the first.
+//
+// Structs are described by their `yaml` tags, as with go.yaml.in/yaml/v3;
+// types that implement yaml.Unmarshaler (or the obsolete v2 interface, like
+// model.Duration) decode themselves. A field of type yaml.Node or *yaml.Node
+// keeps the raw node for a later, typed decode (action parameters do this).
+package strictyaml
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Error is one problem at one position of a YAML document.
+type Error struct {
+	File   string
+	Line   int
+	Column int
+	// Path is the YAML path of the value, like "playbooks[2].steps[0].with".
+	Path string
+	Msg  string
+}
+
+// Error renders "file:line:col: path: msg", leaving out what is unknown.
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		b.WriteString(":")
+	}
+	if e.Line > 0 {
+		b.WriteString(strconv.Itoa(e.Line))
+		b.WriteString(":")
+		if e.Column > 0 {
+			b.WriteString(strconv.Itoa(e.Column))
+			b.WriteString(":")
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteString(" ")
+	}
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errorf returns an *Error at node's position.
+func Errorf(file string, node *yaml.Node, path, format string, args ...any) *Error {
+	e := &Error{File: file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	if node != nil {
+		e.Line, e.Column = node.Line, node.Column
+	}
+	return e
+}
+
+var lineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?`)
+
+// Parse parses data into a document node. A syntax error names the file
+// and the line the YAML parser reports (it gives no column).
+func Parse(file string, data []byte) (*yaml.Node, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		e := &Error{File: file, Msg: err.Error()}
+		if m := lineRE.FindStringSubmatch(e.Msg); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Msg = "syntax error: " + e.Msg[len(m[0]):]
+		}
+		return nil, e
+	}
+	return &doc, nil
+}
+
+// Decode decodes node into out, which must be a non-nil pointer. path is the
+// YAML path of node ("" for the document root). The returned error is nil or
+// an errors.Join of *Error values, one per problem found.
+func Decode(file, path string, node *yaml.Node, out any) error {
+	v := reflect.ValueOf(out)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return fmt.Errorf("strictyaml: Decode needs a non-nil pointer, got %T", out)
+	}
+	d := decoder{file: file}
+	if node != nil && node.Kind == yaml.DocumentNode {
+		if len(node.Content) == 0 {
+			return nil
+		}
+		node = node.Content[0]
+	}
+	if node != nil {
+		d.value(node, v.Elem(), path)
+	}
+	return errors.Join(d.errs...)
+}
+
+type decoder struct {
+	file string
+	errs []error
+}
+
+var (
+	nodeType      = reflect.TypeFor[yaml.Node]()
+	unmarshaler   = reflect.TypeFor[yaml.Unmarshaler]()
+	obsoleteUnmar = reflect.TypeFor[interface {
+		UnmarshalYAML(func(any) error) error
+	}]()
+)
+
+func (d *decoder) fail(node *yaml.Node, path, format string, args ...any) {
+	d.errs = append(d.errs, Errorf(d.file, node, path, format, args...))
+}
+
+func (d *decoder) value(node *yaml.Node, v reflect.Value, path string) {
+	if node.Kind == yaml.AliasNode {
+		node = node.Alias
+	}
+	t := v.Type()
+	switch {
+	case t == nodeType:
+		v.Set(reflect.ValueOf(*node))
+		return
+	case t.Kind() == reflect.Pointer && t.Elem() == nodeType:
+		n := *node
+		v.Set(reflect.ValueOf(&n))
+		return
+	case reflect.PointerTo(t).Implements(unmarshaler), reflect.PointerTo(t).Implements(obsoleteUnmar):
+		d.leaf(node, v, path)
+		return
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		if isNull(node) {
+			v.SetZero()
+			return
+		}
+		p := reflect.New(t.Elem())
+		d.value(node, p.Elem(), path)
+		v.Set(p)
+	case reflect.Struct:
+		d.structure(node, v, path)
+	case reflect.Slice:
+		d.sequence(node, v, path)
+	case reflect.Map:
+		d.mapping(node, v, path)
+	default:
+		d.leaf(node, v, path)
+	}
+}
+
+func isNull(node *yaml.Node) bool {
+	return node.Kind == yaml.ScalarNode && node.Tag == "!!null"
+}
+
+// leaf decodes a scalar (or a self-decoding type) with yaml.v3 and turns its
+// error into a positioned one.
+func (d *decoder) leaf(node *yaml.Node, v reflect.Value, path string) {
+	p := reflect.New(v.Type())
+	if err := node.Decode(p.Interface()); err != nil {
+		d.fail(node, path, "%s", cleanMsg(err))
+		return
+	}
+	v.Set(p.Elem())
+}
+
+var unmarshalPrefix = regexp.MustCompile(`^yaml: unmarshal errors:\s*\n\s*(line \d+: )?`)
+
+func cleanMsg(err error) string {
+	var s *Error
+	if errors.As(err, &s) {
+		return s.Msg
+	}
+	msg := unmarshalPrefix.ReplaceAllString(err.Error(), "")
+	return strings.TrimPrefix(msg, "yaml: ")
+}
+
+func (d *decoder) structure(node *yaml.Node, v reflect.Value, path string) {
+	if isNull(node) {
+		return
+	}
+	if node.Kind != yaml.MappingNode {
+		d.fail(node, path, "expected a mapping, got %s", kindName(node))
+		return
+	}
+	fields := fieldsOf(v.Type())
+	seen := make(map[string]bool, len(node.Content)/2)
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		k, val := node.Content[i], node.Content[i+1]
+		name := k.Value
+		idx, ok := fields[name]
+		switch {
+		case !ok:
+			d.fail(k, path, "unknown field %q", name)
+			continue
+		case seen[name]:
+			d.fail(k, path, "field %q given twice", name)
+			continue
+		}
+		seen[name] = true
+		d.value(val, v.FieldByIndex(idx), join(path, name))
+	}
+}
+
+func (d *decoder) sequence(node *yaml.Node, v reflect.Value, path string) {
+	if isNull(node) {
+		v.SetZero()
+		return
+	}
+	if node.Kind != yaml.SequenceNode {
+		d.fail(node, path, "expected a list, got %s", kindName(node))
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(node.Content), len(node.Content))
+	for i, item := range node.Content {
+		d.value(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+	}
+	v.Set(s)
+}
+
+func (d *decoder) mapping(node *yaml.Node, v reflect.Value, path string) {
+	if isNull(node) {
+		v.SetZero()
+		return
+	}
+	if node.Kind != yaml.MappingNode {
+		d.fail(node, path, "expected a mapping, got %s", kindName(node))
+		return
+	}
+	t := v.Type()
+	m := reflect.MakeMapWithSize(t, len(node.Content)/2)
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		kn, vn := node.Content[i], node.Content[i+1]
+		k := reflect.New(t.Key()).Elem()
+		d.leaf(kn, k, path)
+		if m.MapIndex(k).IsValid() {
+			d.fail(kn, path, "key %q given twice", kn.Value)
+			continue
+		}
+		val := reflect.New(t.Elem()).Elem()
+		d.value(vn, val, join(path, kn.Value))
+		m.SetMapIndex(k, val)
+	}
+	v.Set(m)
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	default:
+		return fmt.Sprintf("%q", n.Value)
+	}
+}
+
+// fieldsOf maps the yaml names of t's fields, inline structs flattened, to
+// their field index paths.
+func fieldsOf(t reflect.Type) map[string][]int {
+	out := map[string][]int{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("yaml")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if strings.Contains(opts, "inline") && f.Type.Kind() == reflect.Struct {
+			for n, idx := range fieldsOf(f.Type) {
+				out[n] = append([]int{i}, idx...)
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = []int{i}
+	}
+	return out
+}
