@@ -228,3 +228,9 @@ func TestParseJoinsErrors(t *testing.T) {
 	require.True(t, errors.As(errs[1], &se))
 	require.Equal(t, strictyaml.Error{File: "pb.yaml", Line: 6, Column: 12, Path: "playbooks[1].match", Msg: "at least one matcher is required"}, *se)
 }
+
+func TestParseNilRegistry(t *testing.T) {
+	in := lines("playbooks:", "  - name: a", "    match: [x=\"y\"]", "    steps: [{name: s, action: exec}]")
+	_, err := Parse(nil, "pb.yaml", []byte(in))
+	require.EqualError(t, err, `pb.yaml:4:31: playbooks[0].steps[0].action: unknown action "exec" (known: [])`)
+}

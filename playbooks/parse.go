@@ -28,7 +28,11 @@ type rawFile struct {
 // the SHA-256 of data. The error is nil or an errors.Join of every problem
 // found, each a *strictyaml.Error naming source:line:col and the YAML path,
 // in the order they appear in the file. An empty file holds no playbooks.
+// A nil reg knows no action.
 func Parse(reg *actions.Registry, source string, data []byte) ([]*Playbook, error) {
+	if reg == nil {
+		reg = actions.NewRegistry()
+	}
 	doc, err := strictyaml.Parse(source, data)
 	if err != nil {
 		return nil, err

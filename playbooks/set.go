@@ -52,40 +52,52 @@ func NewSet(pbs []*Playbook) (*Set, error) {
 // problems of every file: a bad glob, an unreadable file, a file that does
 // not parse, and names defined in two files.
 func LoadFiles(reg *actions.Registry, globs []string) (*Set, error) {
-	var (
-		errs []error
-		all  []*Playbook
-		seen = map[string]bool{}
-	)
-	for _, g := range globs {
-		files, err := filepath.Glob(g)
+	files, err := ExpandGlobs(globs)
+	errs := []error{err}
+	var all []*Playbook
+	for _, f := range files {
+		data, err := os.ReadFile(f)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("playbook files %q: %w", g, err))
+			errs = append(errs, fmt.Errorf("read playbook file: %w", err))
 			continue
 		}
-		for _, f := range files {
-			if seen[f] {
-				continue
-			}
-			seen[f] = true
-			data, err := os.ReadFile(f)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("read playbook file: %w", err))
-				continue
-			}
-			pbs, err := Parse(reg, f, data)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			all = append(all, pbs...)
+		pbs, err := Parse(reg, f, data)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		all = append(all, pbs...)
 	}
 	s, err := NewSet(all)
 	if err := errors.Join(append(errs, err)...); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// ExpandGlobs returns the files the globs match, each once, in glob order
+// and then lexical order. A glob matching nothing is not an error; a
+// malformed one is.
+func ExpandGlobs(globs []string) ([]string, error) {
+	var (
+		errs  []error
+		files []string
+		seen  = map[string]bool{}
+	)
+	for _, g := range globs {
+		matches, err := filepath.Glob(g)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("playbook files %q: %w", g, err))
+			continue
+		}
+		for _, f := range matches {
+			if !seen[f] {
+				seen[f] = true
+				files = append(files, f)
+			}
+		}
+	}
+	return files, errors.Join(errs...)
 }
 
 // All returns the playbooks in name order. The slice is the caller's; the

@@ -53,12 +53,12 @@ func TestLoadFilesErrors(t *testing.T) {
 
 	_, err := LoadFiles(testRegistry(t), []string{filepath.Join(dir, "*.yaml"), "[", a})
 	require.Error(t, err)
-	// Problems come in the order of the globs and of the files each matches;
-	// the name clashes, found once every file is read, come last.
-	want := bad + `:2:5: playbooks[0]: missing required field "match"` + "\n" +
+	// Malformed globs come first, then the problems of each file in glob
+	// order; the name clashes, found once every file is read, come last.
+	want := `playbook files "[": syntax error in pattern` + "\n" +
+		bad + `:2:5: playbooks[0]: missing required field "match"` + "\n" +
 		bad + `:2:5: playbooks[0]: missing required field "steps"` + "\n" +
 		"read playbook file: read " + filepath.Join(dir, "d.yaml") + ": is a directory\n" +
-		`playbook files "[": syntax error in pattern` + "\n" +
 		`playbook "x" is defined twice: in ` + a + `:4:11 and in ` + b + ":5:11\n" +
 		`playbook "y" is defined twice: in ` + a + `:7:11 and in ` + b + ":8:11"
 	require.Equal(t, want, err.Error())

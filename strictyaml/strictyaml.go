@@ -164,6 +164,15 @@ func isNull(node *yaml.Node) bool {
 // leaf decodes a scalar (or a self-decoding type) with yaml.v3 and turns its
 // error into a positioned one.
 func (d *decoder) leaf(node *yaml.Node, v reflect.Value, path string) {
+	switch v.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		// yaml.v3 would truncate 1.5 to 1; a count must be written whole.
+		if node.Kind == yaml.ScalarNode && node.ShortTag() == "!!float" {
+			d.fail(node, path, "must be a whole number, got %q", node.Value)
+			return
+		}
+	}
 	p := reflect.New(v.Type())
 	if err := node.Decode(p.Interface()); err != nil {
 		d.fail(node, path, "%s", cleanMsg(err))

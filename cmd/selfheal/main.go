@@ -14,10 +14,10 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(realMain(os.Args[1:]))
 }
 
-func run(args []string) int {
+func realMain(args []string) int {
 	app := kingpin.New("selfheal", "Runs remediation playbooks for Alertmanager alerts, once per episode.")
 	app.HelpFlag.Short('h')
 	logCfg := &promslog.Config{}

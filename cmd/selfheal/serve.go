@@ -141,9 +141,8 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		_ = srv.Shutdown(sctx)
 	})
 	err = g.Run()
-	var sig run.SignalError
-	if errors.As(err, &sig) {
-		logger.Info("shutting down", "signal", sig.Signal.String())
+	if errors.Is(err, run.ErrSignal) {
+		logger.Info("stopped", "cause", err.Error())
 		return nil
 	}
 	return err

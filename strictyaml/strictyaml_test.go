@@ -1,0 +1,75 @@
+package strictyaml
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+)
+
+type inner struct {
+	Count int               `yaml:"count"`
+	Every model.Duration    `yaml:"every"`
+	Tags  map[string]string `yaml:"tags"`
+}
+
+type outer struct {
+	Name  string     `yaml:"name"`
+	Items []inner    `yaml:"items"`
+	Ptr   *inner     `yaml:"ptr"`
+	Raw   *yaml.Node `yaml:"raw"`
+}
+
+func decode(t *testing.T, src string) (outer, error) {
+	t.Helper()
+	doc, err := Parse("f.yaml", []byte(src))
+	require.NoError(t, err)
+	var o outer
+	return o, Decode("f.yaml", "", doc, &o)
+}
+
+func TestDecodeValid(t *testing.T) {
+	o, err := decode(t, "name: x\nitems:\n  - {count: 2, every: 5m, tags: {a: b}}\nptr: {count: 1}\nraw: {anything: [1, 2]}\n")
+	require.NoError(t, err)
+	require.Equal(t, "x", o.Name)
+	require.Equal(t, 2, o.Items[0].Count)
+	require.Equal(t, model.Duration(5*time.Minute), o.Items[0].Every)
+	require.Equal(t, map[string]string{"a": "b"}, o.Items[0].Tags)
+	require.Equal(t, 1, o.Ptr.Count)
+	require.Equal(t, yaml.MappingNode, o.Raw.Kind)
+	require.Equal(t, 5, o.Raw.Line)
+}
+
+func TestDecodeReportsEveryErrorWithPosition(t *testing.T) {
+	_, err := decode(t, `name: x
+nmae: y
+items:
+  - count: 1.5
+    every: 5 minutes
+    colour: red
+  - count: two
+ptr: [1]
+name: again
+`)
+	require.Error(t, err)
+	require.Equal(t, `f.yaml:2:1: unknown field "nmae"
+f.yaml:4:12: items[0].count: must be a whole number, got "1.5"
+f.yaml:5:12: items[0].every: unknown unit " minutes" in duration "5 minutes"
+f.yaml:6:5: items[0]: unknown field "colour"
+f.yaml:7:12: items[1].count: cannot unmarshal !!str `+"`two`"+` into int
+f.yaml:8:6: ptr: expected a mapping, got a list
+f.yaml:9:1: field "name" given twice`, err.Error())
+}
+
+func TestParseSyntaxError(t *testing.T) {
+	_, err := Parse("f.yaml", []byte("a: 'unterminated\nb: c\n"))
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "f.yaml:")
+	require.Contains(t, err.Error(), "syntax error:")
+}
+
+func TestDecodeNeedsPointer(t *testing.T) {
+	require.Error(t, Decode("f", "", &yaml.Node{}, outer{}))
+}
