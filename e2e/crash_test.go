@@ -174,3 +174,39 @@ func TestCrashAfter202RunsAfterRestart(t *testing.T) {
 	require.Len(t, lines(t, ran), 3)
 	require.Len(t, lines(t, started), 1)
 }
+
+// TestBadInputGetsDocumentedStatusAndDaemonKeepsServing sends the binary
+// every kind of bad request, then a good one.
+func TestBadInputGetsDocumentedStatusAndDaemonKeepsServing(t *testing.T) {
+	requireE2E(t)
+	dir := t.TempDir()
+	ran := filepath.Join(dir, "ran.log")
+	crashConfig(t, dir, 1, 4, fmt.Sprintf(`playbooks:
+  - name: p
+    match: ['selfhealing="true"']
+    steps:
+      - {name: s, action: exec, with: {command: [/bin/sh, -c, 'echo ran >> %s']}}
+`, ran))
+	writeFile(t, filepath.Join(dir, "selfheal.yml"), "receiver:\n  bearer_token_file: token\n  max_body_bytes: 2KiB\nplaybooks:\n  files: [playbooks/*.yaml]\n")
+	d := startSelfheal(t, dir, filepath.Join(dir, "data"), freePort(t))
+	good := realPayload(t, "single-firing")
+	cases := []struct {
+		name  string
+		body  []byte
+		token string
+		want  int
+	}{
+		{"malformed JSON", []byte(`{"version":"4","alerts":[`), token, 400},
+		{"version 3", []byte(strings.Replace(string(good), `"version":"4"`, `"version":"3"`, 1)), token, 400},
+		{"missing body", nil, token, 400},
+		{"over the limit", append([]byte(strings.Repeat(" ", 4096)), good...), token, 413},
+		{"missing credentials", good, "", 401},
+		{"wrong credentials", good, "not-the-token", 401},
+	}
+	for _, c := range cases {
+		require.Equal(t, c.want, d.postAlerts(t, c.body, c.token), c.name)
+	}
+	require.Equal(t, 202, d.postAlerts(t, good, token), "still serving after bad input")
+	eventually(t, 30*time.Second, "the run", func() bool { return len(lines(t, ran)) == 1 })
+	require.Equal(t, 6.0, metric(t, d.url, "selfheal_receiver_notifications_rejected_total", nil))
+}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -14,12 +15,17 @@ import (
 )
 
 func main() {
-	os.Exit(realMain(os.Args[1:]))
+	os.Exit(realMainIO(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func realMain(args []string) int {
+// realMainIO runs the command line args with the given streams and returns
+// the exit code: 0 success, 1 failure, 2 usage error.
+func realMainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := kingpin.New("selfheal", "Runs remediation playbooks for Alertmanager alerts, once per episode.")
 	app.HelpFlag.Short('h')
+	app.UsageWriter(stderr).ErrorWriter(stderr)
+	helped := false
+	app.Terminate(func(int) { helped = true }) // --help: report, do not exit the test binary
 	logCfg := &promslog.Config{}
 	promslogflag.AddFlags(app, logCfg)
 
@@ -29,19 +35,22 @@ func realMain(args []string) int {
 	app.Command("version", "Print the version and exit.")
 
 	cmd, err := app.Parse(args)
+	if helped {
+		return 0
+	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "selfheal: %v\n", err)
+		fmt.Fprintf(stderr, "selfheal: %v\n", err)
 		return 2
 	}
 	switch cmd {
 	case "serve":
 		return serve.run()
 	case "check":
-		return check.run(os.Stdout, os.Stderr)
+		return check.run(stdout, stderr)
 	case "dry-run":
-		return dry.run(os.Stdin, os.Stdout, os.Stderr)
+		return dry.run(stdin, stdout, stderr)
 	case "version":
-		fmt.Println(version.Print("selfheal"))
+		fmt.Fprintln(stdout, version.Print("selfheal"))
 		return 0
 	}
 	return 2

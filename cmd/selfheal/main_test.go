@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, string(want), got)
+}
+
+func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	// exec plans list the variables inherited from the daemon; pin them so
+	// golden files do not depend on the machine.
+	for k, v := range map[string]string{"PATH": "/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "TZ": "UTC"} {
+		t.Setenv(k, v)
+	}
+	var out, errb bytes.Buffer
+	code = realMainIO(args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCheckReportsEveryErrorWithPosition(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "", "check", "testdata/playbooks.yaml", "testdata/broken.yaml")
+	require.Equal(t, 1, code)
+	require.Contains(t, stdout, "SUCCESS: testdata/playbooks.yaml: 4 playbooks")
+	golden(t, "check-broken.stderr", stderr)
+}
+
+func TestCheckConfig(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "", "check", "--config.file=../../examples/local/selfheal.yml")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "SUCCESS: ../../examples/local/selfheal.yml is a valid config file")
+	require.Contains(t, stdout, "demo.yaml: 2 playbooks")
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte("receiver: {insecure: true, extra: 1}\n"), 0o644))
+	code, _, stderr = runCLI(t, "", "check", "--config.file="+cfg)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, cfg+`:1:28: receiver: unknown field "extra"`)
+}
+
+func TestCheckNeedsInput(t *testing.T) {
+	code, _, stderr := runCLI(t, "", "check")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "give --config.file, playbook files, or both")
+}
+
+func TestDryRunText(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "", "dry-run", "--playbooks=testdata/playbooks.yaml",
+		"--alerts=../../receiver/testdata/alertmanager/multi-partial-resolved.json")
+	require.Equal(t, 0, code, stderr)
+	golden(t, "dry-run.txt", stdout)
+}
+
+func TestDryRunJSONFromStdin(t *testing.T) {
+	payload, err := os.ReadFile("../../receiver/testdata/alertmanager/single-firing.json")
+	require.NoError(t, err)
+	code, stdout, stderr := runCLI(t, string(payload), "dry-run", "--playbooks=testdata/playbooks.yaml", "--alerts=-", "--output=json")
+	require.Equal(t, 0, code, stderr)
+	var rep dryReport
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rep))
+	golden(t, "dry-run.json", stdout)
+	require.NotContains(t, stdout, "chat-token-value")
+}
+
+func TestDryRunBadPayload(t *testing.T) {
+	code, _, stderr := runCLI(t, `{"version":"3","alerts":[]}`, "dry-run", "--playbooks=testdata/playbooks.yaml", "--alerts=-")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, `version: "3" is not supported`)
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, _ := runCLI(t, "", "version")
+	require.Equal(t, 0, code)
+	require.Contains(t, stdout, "selfheal, version")
+}
