@@ -38,19 +38,19 @@ type Params struct {
 	// Command is the argument vector, each element a template. Command[0]
 	// must render to an absolute path or to a bare name found on the
 	// command's PATH when the step runs.
-	Command []actions.Template `yaml:"command"`
+	Command []actions.Template `yaml:"command" doc:"required; argv, each element a template; command[0] is an absolute path or a name on PATH; never a shell"`
 	// Env adds variables to the command's environment, after (and so
 	// overriding) the inherited and SELFHEAL_* ones.
-	Env map[string]actions.Template `yaml:"env"`
+	Env map[string]actions.Template `yaml:"env" doc:"extra environment variables (templates); the child gets only PATH, HOME, LANG, TZ from the daemon plus SELFHEAL_* alert variables"`
 	// Dir is the working directory, an absolute path. Empty means the
 	// daemon's working directory.
-	Dir string `yaml:"dir"`
+	Dir string `yaml:"dir" doc:"working directory, an absolute path (default: the daemon's)"`
 	// Timeout bounds the command; when it passes the process group is
 	// killed and the step fails permanently.
-	Timeout model.Duration `yaml:"timeout"`
+	Timeout model.Duration `yaml:"timeout" doc:"the whole process group is killed when it passes"`
 	// RetryableExitCodes are the exit codes that mean "try again", such as
 	// 75 (EX_TEMPFAIL). Any other non-zero exit fails permanently.
-	RetryableExitCodes []int `yaml:"retryable_exit_codes"`
+	RetryableExitCodes []int `yaml:"retryable_exit_codes" doc:"exit codes that mean try again (e.g. 75); other non-zero exits fail"`
 }
 
 // DefaultParams returns the parameters with their defaults: a timeout of

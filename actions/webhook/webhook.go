@@ -40,24 +40,24 @@ const example = `- name: notify
 // Params are the parameters of a webhook step.
 type Params struct {
 	// URL must render to an absolute http or https URL.
-	URL actions.Template `yaml:"url"`
+	URL actions.Template `yaml:"url" doc:"required; template rendering to an http or https URL"`
 	// Method is one of GET, POST, PUT, PATCH, DELETE.
-	Method string `yaml:"method"`
+	Method string `yaml:"method" doc:"GET, POST, PUT, PATCH or DELETE"`
 	// Headers are added to the request, values templated. A header whose
 	// name looks secret (authorization, token, secret, key, password,
 	// cookie) is shown as "<secret>".
-	Headers map[string]actions.Template `yaml:"headers"`
+	Headers map[string]actions.Template `yaml:"headers" doc:"templates; credential-like header values are shown as <secret>"`
 	// Body is sent as is; empty sends no body. A non-empty body gets
 	// "Content-Type: application/json" unless Headers set one.
-	Body actions.Template `yaml:"body"`
+	Body actions.Template `yaml:"body" doc:"template; JSON content type unless a header sets one"`
 	// Timeout bounds each attempt, response body included.
-	Timeout model.Duration `yaml:"timeout"`
+	Timeout model.Duration `yaml:"timeout" doc:"per attempt"`
 	// MaxAttempts is how many times the request is sent at most (1..10).
-	MaxAttempts int `yaml:"max_attempts"`
+	MaxAttempts int `yaml:"max_attempts" doc:"1..10; transport errors, 408, 429 and 5xx are retried; redirects are not followed"`
 	// BearerTokenFile, an absolute path, holds a token sent as
 	// "Authorization: Bearer <token>". It is read on every run, so a
 	// rotated token is picked up, and never shown.
-	BearerTokenFile string `yaml:"bearer_token_file"`
+	BearerTokenFile string `yaml:"bearer_token_file" doc:"absolute path of a token sent as Authorization: Bearer; read at every run, never shown"`
 }
 
 // DefaultParams returns the parameters with their defaults: POST, no body,

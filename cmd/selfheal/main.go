@@ -32,6 +32,7 @@ func realMainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	serve := newServeCmd(app, logCfg)
 	check := newCheckCmd(app)
 	dry := newDryRunCmd(app)
+	acts := newActionsCmd(app)
 	app.Command("version", "Print the version and exit.")
 
 	cmd, err := app.Parse(args)
@@ -49,6 +50,8 @@ func realMainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return check.run(stdout, stderr)
 	case "dry-run":
 		return dry.run(stdin, stdout, stderr)
+	case "actions":
+		return acts.run(stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version.Print("selfheal"))
 		return 0

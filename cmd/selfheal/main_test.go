@@ -10,6 +10,10 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/actions/builtin"
+	"github.com/selfheal/selfheal/playbooks"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -93,4 +97,32 @@ func TestVersion(t *testing.T) {
 	code, stdout, _ := runCLI(t, "", "version")
 	require.Equal(t, 0, code)
 	require.Contains(t, stdout, "selfheal, version")
+}
+
+// TestActionExamplesAreValidSteps loads every action's documented example as
+// a playbook step, so `selfheal actions` never shows an example that fails.
+func TestActionExamplesAreValidSteps(t *testing.T) {
+	reg := actions.NewRegistry()
+	require.NoError(t, builtin.Register(reg, builtin.Deps{}))
+	for _, s := range builtin.Specs(builtin.Deps{}) {
+		t.Run(s.ID, func(t *testing.T) {
+			require.NotEmpty(t, s.Example)
+			doc := "playbooks:\n  - name: example\n    match: ['a=\"b\"']\n    steps:\n" + indentLines(s.Example, "      ")
+			_, err := playbooks.Parse(reg, s.ID+"-example.yaml", []byte(doc))
+			require.NoError(t, err, doc)
+		})
+	}
+	code, stdout, _ := runCLI(t, "", "actions")
+	require.Equal(t, 0, code)
+	for _, id := range reg.IDs() {
+		require.Contains(t, stdout, id+": ")
+	}
+}
+
+func indentLines(s, pad string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = pad + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
 }
