@@ -90,3 +90,11 @@ type Result struct {
 	// Details are named facts (an exit code, a build URL, a silence id).
 	Details map[string]string `json:"details,omitempty"`
 }
+
+// Finisher is implemented by actions that close what they opened once the
+// run ends, whatever its outcome: an Alertmanager silence set with
+// expire_on_finish is expired. The engine calls Finish, in reverse step
+// order, for every step whose Run succeeded, with that Run's result.
+type Finisher interface {
+	Finish(ctx context.Context, target Target, res Result) error
+}

@@ -371,3 +371,65 @@ func TestTemplateTargetNamesTheRun(t *testing.T) {
 	require.Equal(t, fmt.Sprintf("on-fire/%s", got.Fingerprint+"/"+fmt.Sprintf("%020d", got.StartsAt.UnixNano())), got.Run)
 	require.Equal(t, "ae801e89cbc3f5a2@2026-11-21T19:08:21.8Z", got.Episode)
 }
+
+// finishing is a recorder that also closes what it opened.
+type finishing struct {
+	*recorder
+	finished []actions.Result
+}
+
+func (f *finishing) Finish(_ context.Context, _ actions.Target, res actions.Result) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.finished = append(f.finished, res)
+	return errors.New("expire failed")
+}
+
+func TestFinishRunsForSucceededStepsWhateverTheOutcome(t *testing.T) {
+	dir := t.TempDir()
+	fin := &finishing{recorder: &recorder{}}
+	failing := &recorder{fail: func(int) error { return errors.New("boom") }}
+	reg := actions.NewRegistry()
+	require.NoError(t, reg.Register(actions.Typed("open", "", "", func() *recParams { return &recParams{} },
+		func(*recParams) (actions.Action, error) { return fin, nil })))
+	require.NoError(t, reg.Register(actions.Typed("fail", "", "", func() *recParams { return &recParams{} },
+		func(*recParams) (actions.Action, error) { return failing, nil })))
+	pbs, err := playbooks.Parse(reg, "t.yaml", []byte(`playbooks:
+  - name: p
+    match: ['selfhealing="true"']
+    steps: [{name: open, action: open}, {name: then-fail, action: fail}]
+`))
+	require.NoError(t, err)
+	set, err := playbooks.NewSet(pbs)
+	require.NoError(t, err)
+	log, err := ha.Open(dir, ha.Options{Node: "n1"})
+	require.NoError(t, err)
+	defer log.Close()
+	inbox, err := receiver.OpenInbox(dir, 10)
+	require.NoError(t, err)
+	defer inbox.Close()
+	eng := engine.New(inbox, log, engine.Options{Registerer: prometheus.NewPedanticRegistry()})
+	eng.SetPlaybooks(set)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- eng.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+
+	data, err := os.ReadFile("../receiver/testdata/alertmanager/single-firing.json")
+	require.NoError(t, err)
+	n, err := receiver.Decode(bytes.NewReader(data))
+	require.NoError(t, err)
+	_, err = inbox.Put(ctx, alert.Batch{Alerts: n.Alerts})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		recs, _ := log.List(0)
+		return len(recs) == 1 && recs[0].State.Final()
+	}, 10*time.Second, 5*time.Millisecond)
+	recs, err := log.List(0)
+	require.NoError(t, err)
+	require.Equal(t, ha.Failed, recs[0].State)
+	fin.mu.Lock()
+	defer fin.mu.Unlock()
+	require.Equal(t, []actions.Result{{Summary: "recorded"}}, fin.finished, "the step that succeeded is finished even though the run failed")
+	require.Equal(t, "expire failed", recs[0].Steps[0].Details["finish_error"])
+}

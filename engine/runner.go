@@ -26,15 +26,18 @@ func (e *Engine) execute(ctx context.Context, j job) {
 		e.dryRun(ctx, &rec, pb)
 	} else {
 		rec.State = ha.Succeeded
+		var results []actions.Result
 		for _, st := range pb.Steps {
-			sr := e.runStep(ctx, rec, pb, st)
+			sr, res := e.runStep(ctx, rec, pb, st)
 			rec.Steps = append(rec.Steps, sr)
 			if sr.State != ha.Succeeded {
 				rec.State = ha.Failed
 				rec.Reason = fmt.Sprintf("step %q failed: %s", st.Name, sr.Error)
 				break
 			}
+			results = append(results, res)
 		}
+		e.finish(ctx, &rec, pb, results)
 	}
 	rec.FinishedAt = e.opts.Now().UTC()
 	if err := e.log.Update(rec); err != nil {
@@ -61,7 +64,7 @@ func (e *Engine) dryRun(ctx context.Context, rec *ha.Record, pb *playbooks.Playb
 
 // runStep runs one step: each attempt under the step's timeout, retrying
 // only errors the action marks retryable, with a doubling backoff.
-func (e *Engine) runStep(ctx context.Context, rec ha.Record, pb *playbooks.Playbook, st playbooks.Step) ha.StepRecord {
+func (e *Engine) runStep(ctx context.Context, rec ha.Record, pb *playbooks.Playbook, st playbooks.Step) (ha.StepRecord, actions.Result) {
 	sr := ha.StepRecord{Name: st.Name, Action: st.ActionID, StartedAt: e.opts.Now().UTC()}
 	target := actions.NewTarget(rec.Alert, pb.Name, st.Name, rec.ID)
 	timeout := st.Timeout
@@ -69,7 +72,10 @@ func (e *Engine) runStep(ctx context.Context, rec ha.Record, pb *playbooks.Playb
 		timeout = playbooks.DefaultStepTimeout
 	}
 	backoff := e.opts.RetryBackoff
-	var err error
+	var (
+		err error
+		res actions.Result
+	)
 	for attempt := 0; attempt <= st.Retries; attempt++ {
 		if attempt > 0 {
 			e.lg.Warn("retrying step", "run", rec.ID, "step", st.Name, "attempt", attempt+1, "err", err)
@@ -79,7 +85,6 @@ func (e *Engine) runStep(ctx context.Context, rec ha.Record, pb *playbooks.Playb
 			backoff = min(2*backoff, 30*time.Second)
 		}
 		sr.Attempts++
-		var res actions.Result
 		res, err = e.attempt(ctx, st, target, timeout)
 		if err == nil {
 			sr.State, sr.Summary, sr.Details = ha.Succeeded, res.Summary, res.Details
@@ -94,7 +99,33 @@ func (e *Engine) runStep(ctx context.Context, rec ha.Record, pb *playbooks.Playb
 	}
 	sr.FinishedAt = e.opts.Now().UTC()
 	e.m.stepDuration.WithLabelValues(st.ActionID, string(sr.State)).Observe(sr.FinishedAt.Sub(sr.StartedAt).Seconds())
-	return sr
+	return sr, res
+}
+
+// finishTimeout bounds each Finish call.
+const finishTimeout = time.Minute
+
+// finish lets the steps that succeeded close what they opened, last step
+// first. A Finish error is recorded on its step; it does not change the
+// run's outcome, which is already decided.
+func (e *Engine) finish(ctx context.Context, rec *ha.Record, pb *playbooks.Playbook, results []actions.Result) {
+	for i := len(results) - 1; i >= 0; i-- {
+		st := pb.Steps[i]
+		f, ok := st.Action.(actions.Finisher)
+		if !ok {
+			continue
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+		err := f.Finish(fctx, actions.NewTarget(rec.Alert, pb.Name, st.Name, rec.ID), results[i])
+		cancel()
+		if err != nil {
+			e.lg.Warn("finish step", "run", rec.ID, "step", st.Name, "err", err)
+			if rec.Steps[i].Details == nil {
+				rec.Steps[i].Details = map[string]string{}
+			}
+			rec.Steps[i].Details["finish_error"] = err.Error()
+		}
+	}
 }
 
 func (e *Engine) attempt(ctx context.Context, st playbooks.Step, target actions.Target, timeout time.Duration) (res actions.Result, err error) {
