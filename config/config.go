@@ -5,8 +5,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -27,12 +29,35 @@ type Config struct {
 	// DryRun is global shadow mode: record what would run, run nothing.
 	DryRun bool `yaml:"dry_run"`
 
+	// Alertmanager is where silences go (alertmanager.silence).
+	Alertmanager *Alertmanager `yaml:"alertmanager"`
+	// Jenkins names the Jenkins servers jenkins.build steps use.
+	Jenkins map[string]*JenkinsServer `yaml:"jenkins"`
+
 	// Sections of DESIGN §5 that later steps implement. They are part of
 	// the schema so that setting one is a clear error, never ignored.
-	Alertmanager *yaml.Node `yaml:"alertmanager"`
-	Kubernetes   *yaml.Node `yaml:"kubernetes"`
-	Jenkins      *yaml.Node `yaml:"jenkins"`
-	Limits       *yaml.Node `yaml:"limits"`
+	Kubernetes *yaml.Node `yaml:"kubernetes"`
+	Limits     *yaml.Node `yaml:"limits"`
+}
+
+// Alertmanager is the Alertmanager API selfheal talks to.
+type Alertmanager struct {
+	URL string `yaml:"url"`
+	// HTTPConfig is Prometheus' HTTP client configuration: TLS, basic
+	// auth, authorization, proxy.
+	HTTPConfig commoncfg.HTTPClientConfig `yaml:"http_config"`
+}
+
+// JenkinsServer is one Jenkins, reached with a user and an API token.
+type JenkinsServer struct {
+	URL                string           `yaml:"url"`
+	User               string           `yaml:"user"`
+	APIToken           commoncfg.Secret `yaml:"api_token"`
+	APITokenFile       string           `yaml:"api_token_file"`
+	CAFile             string           `yaml:"ca_file"`
+	InsecureSkipVerify bool             `yaml:"insecure_skip_verify"`
+	// Timeout bounds each HTTP request to the server.
+	Timeout model.Duration `yaml:"timeout"`
 }
 
 // Receiver configures the webhook.
@@ -112,14 +137,15 @@ func Parse(path string, data []byte) (*Config, error) {
 		name string
 		node *yaml.Node
 	}{
-		{"alertmanager", c.Alertmanager}, {"kubernetes", c.Kubernetes}, {"jenkins", c.Jenkins},
-		{"limits", c.Limits}, {"playbooks.kubernetes", c.Playbooks.Kubernetes},
+		{"kubernetes", c.Kubernetes}, {"limits", c.Limits}, {"playbooks.kubernetes", c.Playbooks.Kubernetes},
 	} {
 		if s.node != nil {
 			errs = append(errs, strictyaml.Errorf(path, s.node, s.name, "not supported yet (planned for a later release)"))
 		}
 	}
 	errs = append(errs, c.Receiver.resolve(path, dir)...)
+	errs = append(errs, c.resolveAlertmanager(path, dir)...)
+	errs = append(errs, c.resolveJenkins(path, dir)...)
 	for i, g := range c.Playbooks.Files {
 		if _, err := filepath.Match(g, ""); err != nil {
 			errs = append(errs, &strictyaml.Error{File: path, Path: fmt.Sprintf("playbooks.files[%d]", i), Msg: fmt.Sprintf("bad glob %q: %v", g, err)})
@@ -205,4 +231,60 @@ func positive(file, path string, n int) error {
 		return nil
 	}
 	return &strictyaml.Error{File: file, Path: path, Msg: fmt.Sprintf("must be greater than 0, got %d", n)}
+}
+
+func (c *Config) resolveAlertmanager(file, dir string) []error {
+	am := c.Alertmanager
+	if am == nil {
+		return nil
+	}
+	var errs []error
+	if u, err := url.Parse(am.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, &strictyaml.Error{File: file, Path: "alertmanager.url", Msg: fmt.Sprintf("want an http(s) URL like http://alertmanager:9093, got %q", am.URL)})
+	}
+	am.HTTPConfig.SetDirectory(dir)
+	if err := am.HTTPConfig.Validate(); err != nil {
+		errs = append(errs, &strictyaml.Error{File: file, Path: "alertmanager.http_config", Msg: err.Error()})
+	}
+	return errs
+}
+
+func (c *Config) resolveJenkins(file, dir string) []error {
+	var errs []error
+	names := make([]string, 0, len(c.Jenkins))
+	for name := range c.Jenkins {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		j, path := c.Jenkins[name], "jenkins."+name
+		fail := func(field, format string, args ...any) {
+			errs = append(errs, &strictyaml.Error{File: file, Path: path + field, Msg: fmt.Sprintf(format, args...)})
+		}
+		if j == nil {
+			fail("", "must not be empty")
+			continue
+		}
+		if u, err := url.Parse(j.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			fail(".url", "want an http(s) URL, got %q", j.URL)
+		}
+		if j.User == "" {
+			fail(".user", "must be set (Jenkins is reached with a user and an API token)")
+		}
+		if (j.APIToken == "") == (j.APITokenFile == "") {
+			fail("", "set exactly one of api_token and api_token_file")
+		}
+		if j.APITokenFile != "" {
+			s, err := readSecret(resolvePath(dir, j.APITokenFile))
+			if err != nil {
+				fail(".api_token_file", "%v", err)
+			}
+			j.APIToken = s
+		}
+		j.CAFile = resolvePath(dir, j.CAFile)
+		if j.Timeout == 0 {
+			j.Timeout = model.Duration(30 * time.Second)
+		}
+	}
+	return errs
 }

@@ -40,7 +40,12 @@ func TestParseErrors(t *testing.T) {
 		}},
 		{"no auth", "receiver: {}\n", []string{"c.yml: receiver: set exactly one of bearer_token/bearer_token_file, basic_auth, or insecure: true (got 0)"}},
 		{"two auth methods", "receiver: {insecure: true, bearer_token: x}\n", []string{"(got 2)"}},
-		{"later sections", "receiver: {insecure: true}\njenkins:\n  default: {url: x}\n", []string{`c.yml:3:3: jenkins: not supported yet`}},
+		{"later sections", "receiver: {insecure: true}\nlimits:\n  breaker: {max_failures: 5}\n", []string{`c.yml:3:3: limits: not supported yet`}},
+		{"jenkins server", "receiver: {insecure: true}\njenkins:\n  default: {url: ftp://x, tokn: y}\n", []string{
+			`c.yml:3:27: jenkins.default: unknown field "tokn"`}},
+		{"jenkins fields", "receiver: {insecure: true}\njenkins:\n  default: {url: ftp://x}\n", []string{
+			`jenkins.default.url: want an http(s) URL, got "ftp://x"`, "jenkins.default.user: must be set", "set exactly one of api_token and api_token_file"}},
+		{"alertmanager url", "receiver: {insecure: true}\nalertmanager: {url: am:9093}\n", []string{`alertmanager.url: want an http(s) URL like http://alertmanager:9093, got "am:9093"`}},
 		{"bad size", "receiver: {insecure: true, max_body_bytes: lots}\n", []string{`c.yml:1:44: receiver.max_body_bytes: units: invalid lots`}},
 		{"zero workers", "receiver: {insecure: true}\nengine: {workers: 0}\n", []string{"engine.workers: must be greater than 0, got 0"}},
 		{"syntax", "receiver: [\n", []string{"c.yml:1: syntax error:"}},
@@ -55,6 +60,25 @@ func TestParseErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestJenkinsAndAlertmanager(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "jt"), []byte("jenkins-secret\n"), 0o600))
+	path := filepath.Join(dir, "c.yml")
+	require.NoError(t, os.WriteFile(path, []byte(`receiver: {insecure: true}
+alertmanager:
+  url: http://127.0.0.1:9093
+  http_config: {basic_auth: {username: u, password: p}}
+jenkins:
+  default: {url: "https://jenkins.example", user: selfheal, api_token_file: jt}
+`), 0o600))
+	c, err := Load(path)
+	require.NoError(t, err)
+	require.Equal(t, "jenkins-secret", string(c.Jenkins["default"].APIToken))
+	require.Equal(t, "selfheal", c.Jenkins["default"].User)
+	require.Equal(t, "http://127.0.0.1:9093", c.Alertmanager.URL)
+	require.Equal(t, "u", c.Alertmanager.HTTPConfig.BasicAuth.Username)
 }
 
 func TestSecretsDoNotPrint(t *testing.T) {
