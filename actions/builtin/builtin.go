@@ -10,6 +10,7 @@ import (
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/actions/exec"
+	"github.com/selfheal/selfheal/actions/silence"
 	"github.com/selfheal/selfheal/actions/webhook"
 )
 
@@ -22,6 +23,13 @@ type Deps struct {
 	// should have no overall Timeout: each attempt has its own. Webhooks
 	// use a copy that never follows redirects.
 	HTTPClient *http.Client
+	// AlertmanagerURL is the Alertmanager alertmanager.silence talks to
+	// (config: alertmanager.url). Empty: a step using the action fails to
+	// load, saying so.
+	AlertmanagerURL string
+	// AlertmanagerClient carries the auth and TLS of alertmanager.http_config;
+	// nil means &http.Client{}.
+	AlertmanagerClient *http.Client
 }
 
 // Specs returns the built-in action types, in id order, bound to d.
@@ -33,6 +41,7 @@ func Specs(d Deps) []actions.Spec {
 		d.HTTPClient = &http.Client{}
 	}
 	return []actions.Spec{
+		silence.Spec(silence.Options{URL: d.AlertmanagerURL, HTTPClient: d.AlertmanagerClient, Logger: d.Logger}),
 		exec.Spec(d.Logger),
 		webhook.Spec(d.HTTPClient, d.Logger),
 	}

@@ -12,10 +12,11 @@ import (
 func TestRegister(t *testing.T) {
 	r := actions.NewRegistry()
 	require.NoError(t, Register(r, Deps{}))
-	require.Equal(t, []string{"exec", "webhook"}, r.IDs())
+	require.Equal(t, []string{"alertmanager.silence", "exec", "webhook"}, r.IDs())
 
 	err := Register(r, Deps{})
-	require.EqualError(t, err, "register action \"exec\": already registered\n"+
+	require.EqualError(t, err, "register action \"alertmanager.silence\": already registered\n"+
+		"register action \"exec\": already registered\n"+
 		"register action \"webhook\": already registered")
 }
 
@@ -23,8 +24,9 @@ func TestRegister(t *testing.T) {
 // so the examples `selfheal actions` prints stay valid.
 func TestExamples(t *testing.T) {
 	r := actions.NewRegistry()
-	require.NoError(t, Register(r, Deps{}))
-	for _, s := range Specs(Deps{}) {
+	deps := Deps{AlertmanagerURL: "http://127.0.0.1:9093"}
+	require.NoError(t, Register(r, deps))
+	for _, s := range Specs(deps) {
 		t.Run(s.ID, func(t *testing.T) {
 			require.NotEmpty(t, s.Summary)
 			var steps []struct {

@@ -185,7 +185,9 @@ func TestRunTimeoutKillsProcessGroup(t *testing.T) {
 func TestRunContextCancel(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	a := newAction(t, func(p *Params) {
-		p.Command = tmpls("/bin/sh", "-c", `sleep 60 & echo $! > "$PID_FILE"; wait`)
+		// Write then rename, so the file never exists empty: the canceller
+		// below starts as soon as it appears.
+		p.Command = tmpls("/bin/sh", "-c", `sleep 60 & echo $! > "$PID_FILE.tmp" && mv "$PID_FILE.tmp" "$PID_FILE"; wait`)
 		p.Env = map[string]actions.Template{"PID_FILE": actions.MustTemplate(pidFile)}
 	})
 	ctx, cancel := context.WithCancel(context.Background())

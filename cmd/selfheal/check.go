@@ -8,8 +8,6 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
-	"github.com/selfheal/selfheal/actions"
-	"github.com/selfheal/selfheal/actions/builtin"
 	"github.com/selfheal/selfheal/config"
 	"github.com/selfheal/selfheal/playbooks"
 )
@@ -32,11 +30,6 @@ func (c *checkCmd) run(stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "selfheal check: give --config.file, playbook files, or both")
 		return 2
 	}
-	reg := actions.NewRegistry()
-	if err := builtin.Register(reg, builtin.Deps{}); err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
 	failed := false
 	report := func(name string, err error) {
 		if err == nil {
@@ -48,14 +41,24 @@ func (c *checkCmd) run(stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "  %v\n", e)
 		}
 	}
-	var globs []string
+	var (
+		globs []string
+		cfg   *config.Config
+	)
 	if c.configFile != "" {
-		cfg, err := config.Load(c.configFile)
+		var err error
+		cfg, err = config.Load(c.configFile)
 		report(c.configFile, err)
-		if err == nil {
-			fmt.Fprintf(stdout, "SUCCESS: %s is a valid config file\n", c.configFile)
-			globs = cfg.Playbooks.Files
+		if err != nil {
+			return 1
 		}
+		fmt.Fprintf(stdout, "SUCCESS: %s is a valid config file\n", c.configFile)
+		globs = cfg.Playbooks.Files
+	}
+	reg, err := newRegistry(cfg, nil)
+	if err != nil {
+		report("actions", err)
+		return 1
 	}
 	files, err := playbooks.ExpandGlobs(append(globs, c.files...))
 	report("playbook globs", err)

@@ -11,22 +11,24 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/selfheal/selfheal/actions"
-	"github.com/selfheal/selfheal/actions/builtin"
+	"github.com/selfheal/selfheal/config"
 	"github.com/selfheal/selfheal/ha"
 	"github.com/selfheal/selfheal/playbooks"
 	"github.com/selfheal/selfheal/receiver"
 )
 
 type dryRunCmd struct {
-	playbooks []string
-	alerts    string
-	output    string
+	configFile string
+	playbooks  []string
+	alerts     string
+	output     string
 }
 
 func newDryRunCmd(app *kingpin.Application) *dryRunCmd {
 	c := &dryRunCmd{}
 	cmd := app.Command("dry-run", "Show what would run for an Alertmanager payload, and why; run nothing.")
-	cmd.Flag("playbooks", "Playbook files (glob, repeatable).").Required().StringsVar(&c.playbooks)
+	cmd.Flag("config.file", "Config file: its playbook files, and the Alertmanager and Jenkins the actions would use.").StringVar(&c.configFile)
+	cmd.Flag("playbooks", "Playbook files (glob, repeatable); added to the config's.").StringsVar(&c.playbooks)
 	cmd.Flag("alerts", "Alertmanager webhook payload file, or - for standard input.").Required().StringVar(&c.alerts)
 	cmd.Flag("output", "Output format.").Default("text").EnumVar(&c.output, "text", "json")
 	return c
@@ -66,12 +68,26 @@ type dryStep struct {
 }
 
 func (c *dryRunCmd) run(stdin io.Reader, stdout, stderr io.Writer) int {
-	reg := actions.NewRegistry()
-	if err := builtin.Register(reg, builtin.Deps{}); err != nil {
-		fmt.Fprintln(stderr, err)
+	var cfg *config.Config
+	globs := c.playbooks
+	if c.configFile != "" {
+		var err error
+		if cfg, err = config.Load(c.configFile); err != nil {
+			fmt.Fprintf(stderr, "selfheal dry-run: load config:\n%v\n", err)
+			return 1
+		}
+		globs = append(cfg.Playbooks.Files, globs...)
+	}
+	if len(globs) == 0 {
+		fmt.Fprintln(stderr, "selfheal dry-run: give --playbooks, --config.file, or both")
+		return 2
+	}
+	reg, err := newRegistry(cfg, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "selfheal dry-run: %v\n", err)
 		return 1
 	}
-	set, err := playbooks.LoadFiles(reg, c.playbooks)
+	set, err := playbooks.LoadFiles(reg, globs)
 	if err != nil {
 		fmt.Fprintf(stderr, "selfheal dry-run: load playbooks:\n")
 		for _, e := range flatten(err) {

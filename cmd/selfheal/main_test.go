@@ -103,8 +103,9 @@ func TestVersion(t *testing.T) {
 // a playbook step, so `selfheal actions` never shows an example that fails.
 func TestActionExamplesAreValidSteps(t *testing.T) {
 	reg := actions.NewRegistry()
-	require.NoError(t, builtin.Register(reg, builtin.Deps{}))
-	for _, s := range builtin.Specs(builtin.Deps{}) {
+	deps := builtin.Deps{AlertmanagerURL: "http://127.0.0.1:9093"}
+	require.NoError(t, builtin.Register(reg, deps))
+	for _, s := range builtin.Specs(deps) {
 		t.Run(s.ID, func(t *testing.T) {
 			require.NotEmpty(t, s.Example)
 			doc := "playbooks:\n  - name: example\n    match: ['a=\"b\"']\n    steps:\n" + indentLines(s.Example, "      ")

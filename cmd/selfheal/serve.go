@@ -20,8 +20,6 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
-	"github.com/selfheal/selfheal/actions"
-	"github.com/selfheal/selfheal/actions/builtin"
 	"github.com/selfheal/selfheal/config"
 	"github.com/selfheal/selfheal/engine"
 	"github.com/selfheal/selfheal/ha"
@@ -85,8 +83,8 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	defer inbox.Close()
 	reg.MustRegister(inbox.DepthCollector())
 
-	registry := actions.NewRegistry()
-	if err := builtin.Register(registry, builtin.Deps{Logger: logger}); err != nil {
+	registry, err := newRegistry(cfg, logger)
+	if err != nil {
 		return err
 	}
 	set, err := playbooks.LoadFiles(registry, cfg.Playbooks.Files)
