@@ -39,18 +39,18 @@ const maxDuration = 7 * 24 * time.Hour
 type Params struct {
 	// Duration is how long the silence lasts from when the step runs
 	// (0 < duration <= 7d).
-	Duration model.Duration `yaml:"duration"`
+	Duration model.Duration `yaml:"duration" doc:"how long the silence lasts (at most 7d)"`
 	// Comment is stored with the silence, templated.
-	Comment actions.Template `yaml:"comment"`
+	Comment actions.Template `yaml:"comment" doc:"template; the silence's comment"`
 	// CreatedBy is stored with the silence as its author.
-	CreatedBy string `yaml:"created_by"`
+	CreatedBy string `yaml:"created_by" doc:"the silence's author"`
 	// Matchers are the names of the alert labels to silence on, each as
 	// an equality matcher with the alert's value; the alert must have
 	// every one. Empty means all the alert's labels: exactly this alert.
-	Matchers []string `yaml:"matchers"`
+	Matchers []string `yaml:"matchers" doc:"label names to match on, with the alert's values (default: every label of the alert)"`
 	// ExpireOnFinish expires the silence when the run finishes, through
 	// Finish, instead of letting it run to its end.
-	ExpireOnFinish bool `yaml:"expire_on_finish"`
+	ExpireOnFinish bool `yaml:"expire_on_finish" doc:"expire the silence when the run ends, whatever its outcome"`
 }
 
 // DefaultParams returns the parameters with their defaults: one hour, a
