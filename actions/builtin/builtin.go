@@ -10,6 +10,7 @@ import (
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/actions/exec"
+	"github.com/selfheal/selfheal/actions/promwal"
 	"github.com/selfheal/selfheal/actions/silence"
 	"github.com/selfheal/selfheal/actions/webhook"
 )
@@ -43,6 +44,7 @@ func Specs(d Deps) []actions.Spec {
 	return []actions.Spec{
 		silence.Spec(silence.Options{URL: d.AlertmanagerURL, HTTPClient: d.AlertmanagerClient, Logger: d.Logger}),
 		exec.Spec(d.Logger),
+		promwal.Spec(promwal.Deps{Logger: d.Logger, HTTPClient: d.HTTPClient}),
 		webhook.Spec(d.HTTPClient, d.Logger),
 	}
 }

@@ -12,11 +12,12 @@ import (
 func TestRegister(t *testing.T) {
 	r := actions.NewRegistry()
 	require.NoError(t, Register(r, Deps{}))
-	require.Equal(t, []string{"alertmanager.silence", "exec", "webhook"}, r.IDs())
+	require.Equal(t, []string{"alertmanager.silence", "exec", "prometheus.wal_cleanup", "webhook"}, r.IDs())
 
 	err := Register(r, Deps{})
 	require.EqualError(t, err, "register action \"alertmanager.silence\": already registered\n"+
 		"register action \"exec\": already registered\n"+
+		"register action \"prometheus.wal_cleanup\": already registered\n"+
 		"register action \"webhook\": already registered")
 }
 

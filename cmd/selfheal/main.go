@@ -33,6 +33,7 @@ func realMainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	check := newCheckCmd(app)
 	dry := newDryRunCmd(app)
 	acts := newActionsCmd(app)
+	walq := newWalQuarantineCmd(app)
 	app.Command("version", "Print the version and exit.")
 
 	cmd, err := app.Parse(args)
@@ -52,6 +53,8 @@ func realMainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return dry.run(stdin, stdout, stderr)
 	case "actions":
 		return acts.run(stdout, stderr)
+	case "wal-quarantine":
+		return walq.run(stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version.Print("selfheal"))
 		return 0
