@@ -98,3 +98,12 @@ type Result struct {
 type Finisher interface {
 	Finish(ctx context.Context, target Target, res Result) error
 }
+
+// Bounded is implemented by parameters of actions that bound their own work,
+// like a Jenkins build they wait for or a readiness poll. A step that sets
+// no timeout gets MaxDuration plus a minute; a step whose timeout is shorter
+// is refused at load, because the engine would cut the action off before it
+// could report.
+type Bounded interface {
+	MaxDuration() time.Duration
+}

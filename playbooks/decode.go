@@ -249,6 +249,15 @@ func (p *parser) step(n *yaml.Node, path string, seen map[string]*yaml.Node) Ste
 		s.Retries = p.retries(raw.Retries, path+".retries")
 	}
 	s.ActionID, s.Action, s.Params = p.action(n, raw, path)
+	if b, ok := s.Params.(actions.Bounded); ok {
+		need := b.MaxDuration()
+		switch {
+		case !present(raw.Timeout):
+			s.Timeout = max(DefaultStepTimeout, need+time.Minute)
+		case s.Timeout < need:
+			p.errorf(raw.Timeout, path+".timeout", "%s is shorter than the %s the %s action may take; the step would be cut off", model.Duration(s.Timeout), model.Duration(need), s.ActionID)
+		}
+	}
 	return s
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/actions/exec"
+	"github.com/selfheal/selfheal/actions/jenkins"
 	"github.com/selfheal/selfheal/actions/promwal"
 	"github.com/selfheal/selfheal/actions/silence"
 	"github.com/selfheal/selfheal/actions/webhook"
@@ -31,6 +32,9 @@ type Deps struct {
 	// AlertmanagerClient carries the auth and TLS of alertmanager.http_config;
 	// nil means &http.Client{}.
 	AlertmanagerClient *http.Client
+	// JenkinsServers are the servers jenkins.build steps name (config:
+	// jenkins).
+	JenkinsServers jenkins.Servers
 }
 
 // Specs returns the built-in action types, in id order, bound to d.
@@ -44,6 +48,7 @@ func Specs(d Deps) []actions.Spec {
 	return []actions.Spec{
 		silence.Spec(silence.Options{URL: d.AlertmanagerURL, HTTPClient: d.AlertmanagerClient, Logger: d.Logger}),
 		exec.Spec(d.Logger),
+		jenkins.Spec(d.JenkinsServers, d.Logger),
 		promwal.Spec(promwal.Deps{Logger: d.Logger, HTTPClient: d.HTTPClient}),
 		webhook.Spec(d.HTTPClient, d.Logger),
 	}

@@ -7,16 +7,18 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/actions/jenkins"
 )
 
 func TestRegister(t *testing.T) {
 	r := actions.NewRegistry()
 	require.NoError(t, Register(r, Deps{}))
-	require.Equal(t, []string{"alertmanager.silence", "exec", "prometheus.wal_cleanup", "webhook"}, r.IDs())
+	require.Equal(t, []string{"alertmanager.silence", "exec", "jenkins.build", "prometheus.wal_cleanup", "webhook"}, r.IDs())
 
 	err := Register(r, Deps{})
 	require.EqualError(t, err, "register action \"alertmanager.silence\": already registered\n"+
 		"register action \"exec\": already registered\n"+
+		"register action \"jenkins.build\": already registered\n"+
 		"register action \"prometheus.wal_cleanup\": already registered\n"+
 		"register action \"webhook\": already registered")
 }
@@ -25,7 +27,10 @@ func TestRegister(t *testing.T) {
 // so the examples `selfheal actions` prints stay valid.
 func TestExamples(t *testing.T) {
 	r := actions.NewRegistry()
-	deps := Deps{AlertmanagerURL: "http://127.0.0.1:9093"}
+	deps := Deps{
+		AlertmanagerURL: "http://127.0.0.1:9093",
+		JenkinsServers:  jenkins.Servers{"default": {URL: "https://jenkins.example", User: "u", APIToken: "t"}},
+	}
 	require.NoError(t, Register(r, deps))
 	for _, s := range Specs(deps) {
 		t.Run(s.ID, func(t *testing.T) {

@@ -129,3 +129,6 @@ func (a *Action) timeout() time.Duration { return time.Duration(a.p.Timeout) }
 func (a *Action) retryable(code int) bool {
 	return slices.Contains(a.p.RetryableExitCodes, code)
 }
+
+// MaxDuration is the command's own timeout.
+func (p *Params) MaxDuration() time.Duration { return time.Duration(p.Timeout) }

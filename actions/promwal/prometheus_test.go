@@ -136,15 +136,17 @@ func (p *prometheus) query(t *testing.T, q string, at time.Time) int {
 }
 
 // createBlock writes a real block with one series, one sample a minute
-// from 4h to 3h ago, into data with promtool, and returns the block's
-// maxTime as a time.
+// for an hour starting on the 2h boundary 4 to 6 hours ago, into data with
+// promtool, and returns the block's maxTime as a time. Starting on a
+// boundary keeps the samples inside one 2h block range whatever the time
+// of day (promtool cuts blocks at those boundaries).
 func createBlock(t *testing.T, data string) time.Time {
 	t.Helper()
-	now := time.Now().Truncate(time.Minute)
+	start := time.Now().Add(-4 * time.Hour).Truncate(2 * time.Hour)
 	var om strings.Builder
 	om.WriteString("# TYPE selfheal_block_test gauge\n")
 	for i := range 61 {
-		fmt.Fprintf(&om, "selfheal_block_test{n=\"1\"} %d %d\n", i, now.Add(-4*time.Hour+time.Duration(i)*time.Minute).Unix())
+		fmt.Fprintf(&om, "selfheal_block_test{n=\"1\"} %d %d\n", i, start.Add(time.Duration(i)*time.Minute).Unix())
 	}
 	om.WriteString("# EOF\n")
 	in := filepath.Join(t.TempDir(), "block.om")

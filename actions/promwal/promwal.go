@@ -241,3 +241,9 @@ func labelString(l map[string]string) string {
 	}
 	return ls.String()
 }
+
+// MaxDuration is how long the step may take: the readiness wait plus time
+// to stop and start the unit.
+func (p *Params) MaxDuration() time.Duration {
+	return time.Duration(p.ReadyTimeout) + 2*time.Minute
+}

@@ -199,3 +199,8 @@ func (b backoff) delay(n int) time.Duration {
 	}
 	return min(d, b.max)
 }
+
+// MaxDuration bounds every attempt and the backoff between them.
+func (p *Params) MaxDuration() time.Duration {
+	return time.Duration(p.MaxAttempts)*time.Duration(p.Timeout) + time.Duration(p.MaxAttempts)*10*time.Second
+}
