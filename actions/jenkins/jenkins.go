@@ -67,21 +67,21 @@ var (
 // Params are the parameters of a jenkins.build step.
 type Params struct {
 	// Server names an entry of the daemon's Jenkins servers.
-	Server string `yaml:"server"`
+	Server string `yaml:"server" doc:"a server name from the daemon config's jenkins section"`
 	// Job is the job's full name; folders are separated by "/" ("a/b" is
 	// the job b in the folder a).
-	Job actions.Template `yaml:"job"`
+	Job actions.Template `yaml:"job" doc:"required; template; folders as a/b"`
 	// Parameters are the build parameters, values templated. Each must be
 	// defined on the job: Jenkins would silently drop an unknown one.
-	Parameters map[string]actions.Template `yaml:"parameters"`
+	Parameters map[string]actions.Template `yaml:"parameters" doc:"build parameters (templates); names the job does not define are refused"`
 	// Wait makes the step wait for the build's result; false returns once
 	// the build is queued.
-	Wait bool `yaml:"wait"`
+	Wait bool `yaml:"wait" doc:"wait for the build's result; false: done once queued"`
 	// Timeout bounds the wait for the queue and the build.
-	Timeout model.Duration `yaml:"timeout"`
+	Timeout model.Duration `yaml:"timeout" doc:"how long to wait for the queue and the build"`
 	// PollInterval is the time between two polls of the queue item or
 	// build.
-	PollInterval model.Duration `yaml:"poll_interval"`
+	PollInterval model.Duration `yaml:"poll_interval" doc:"how often the queue item and build are polled (at least 1s)"`
 }
 
 // DefaultParams returns the parameters with their defaults: server
