@@ -13,6 +13,11 @@ LDFLAGS   := -X github.com/prometheus/common/version.Version=$(VERSION) \
              -X github.com/prometheus/common/version.Revision=$(REVISION) \
              -X github.com/prometheus/common/version.Branch=main
 FUZZTIME  ?= 10s
+# The real Kubernetes control plane tests use: built once into a cache
+# outside the clone (a cold build takes about 11 minutes), started per run.
+K8SLAB_DIR ?= $(HOME)/.cache/selfheal/k8slab
+K8SLAB     := K8SLAB_DIR=$(K8SLAB_DIR) K8SLAB_KWOK=1 bash scripts/k8slab.sh
+export SELFHEAL_K8SLAB_ENV := $(K8SLAB_DIR)/env
 STATICCHECK_VERSION := v0.8.2
 
 ## help: list the targets
@@ -27,13 +32,23 @@ build:
 run: build
 	./$(BIN) serve --config.file=examples/local/selfheal.yml --storage.path=data/ --web.listen-address=127.0.0.1:9595
 
-## deps: install what the tests need: Debian's prometheus and prometheus-alertmanager
+## deps: install what the tests need: Debian's prometheus, prometheus-alertmanager and etcd, and build kube-apiserver (cached)
 deps:
 	@./scripts/install-deps.sh
+	@$(K8SLAB) build
+
+## k8s-up: start the cached kube-apiserver, etcd, controller-manager, scheduler and kwok on 127.0.0.1
+k8s-up: deps
+	$(K8SLAB) start
+
+## k8s-down: stop them (by the PIDs recorded at start)
+k8s-down:
+	$(K8SLAB) stop
 
 ## test: everything CI runs: vet, unit tests with -race, short fuzzing, e2e against real components
 test: deps vet
-	$(GO) test -race -count=1 ./...
+	$(K8SLAB) start
+	trap '$(K8SLAB) stop' EXIT; $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 
 ## test-short: unit tests only (no real Prometheus/Alertmanager)
@@ -42,7 +57,8 @@ test-short:
 
 ## e2e: only the end-to-end tests against real Prometheus and Alertmanager
 e2e: deps
-	$(GO) test -race -count=1 -v ./e2e/
+	$(K8SLAB) start
+	trap '$(K8SLAB) stop' EXIT; $(GO) test -race -count=1 -v ./e2e/...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 10s)
 fuzz:
@@ -73,4 +89,4 @@ tidy-check:
 check-examples: build
 	./$(BIN) check --config.file=examples/local/selfheal.yml
 
-.PHONY: help build run deps test test-short e2e fuzz bench vet lint fmt tidy-check check-examples
+.PHONY: help build run deps k8s-up k8s-down test test-short e2e fuzz bench vet lint fmt tidy-check check-examples

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Installs what selfheal's tests run against: Debian's prometheus and
-# prometheus-alertmanager. Package scripts must not start the services, so a
+# Installs what selfheal's tests run against: Debian's prometheus,
+# prometheus-alertmanager and etcd-server (the kube-apiserver itself is
+# built by scripts/k8slab.sh, see the Makefile). Package scripts must not start the services, so a
 # policy-rc.d that denies every start is in place during the install only.
 set -euo pipefail
 
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+command -v etcd >/dev/null || need+=(etcd-server)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "deps: prometheus and prometheus-alertmanager are installed"
+  echo "deps: prometheus, prometheus-alertmanager and etcd are installed"
   exit 0
 fi
 
