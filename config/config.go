@@ -34,10 +34,22 @@ type Config struct {
 	// Jenkins names the Jenkins servers jenkins.build steps use.
 	Jenkins map[string]*JenkinsServer `yaml:"jenkins"`
 
+	// Kubernetes is the cluster the kubernetes.* actions act on; absent
+	// means those actions are not available.
+	Kubernetes *Kubernetes `yaml:"kubernetes"`
+
 	// Sections of DESIGN §5 that later steps implement. They are part of
 	// the schema so that setting one is a clear error, never ignored.
-	Kubernetes *yaml.Node `yaml:"kubernetes"`
-	Limits     *yaml.Node `yaml:"limits"`
+	Limits *yaml.Node `yaml:"limits"`
+}
+
+// Kubernetes says how to reach the API server.
+type Kubernetes struct {
+	// Kubeconfig is a kubeconfig file; empty means in-cluster config (the
+	// pod's service account).
+	Kubeconfig string `yaml:"kubeconfig"`
+	// Context picks a context of the kubeconfig; empty means its current one.
+	Context string `yaml:"context"`
 }
 
 // Alertmanager is the Alertmanager API selfheal talks to.
@@ -137,7 +149,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		name string
 		node *yaml.Node
 	}{
-		{"kubernetes", c.Kubernetes}, {"limits", c.Limits}, {"playbooks.kubernetes", c.Playbooks.Kubernetes},
+		{"limits", c.Limits}, {"playbooks.kubernetes", c.Playbooks.Kubernetes},
 	} {
 		if s.node != nil {
 			errs = append(errs, strictyaml.Errorf(path, s.node, s.name, "not supported yet (planned for a later release)"))
@@ -146,6 +158,9 @@ func Parse(path string, data []byte) (*Config, error) {
 	errs = append(errs, c.Receiver.resolve(path, dir)...)
 	errs = append(errs, c.resolveAlertmanager(path, dir)...)
 	errs = append(errs, c.resolveJenkins(path, dir)...)
+	if c.Kubernetes != nil {
+		c.Kubernetes.Kubeconfig = resolvePath(dir, c.Kubernetes.Kubeconfig)
+	}
 	for i, g := range c.Playbooks.Files {
 		if _, err := filepath.Match(g, ""); err != nil {
 			errs = append(errs, &strictyaml.Error{File: path, Path: fmt.Sprintf("playbooks.files[%d]", i), Msg: fmt.Sprintf("bad glob %q: %v", g, err)})
