@@ -50,6 +50,10 @@ type Kubernetes struct {
 	Kubeconfig string `yaml:"kubeconfig"`
 	// Context picks a context of the kubeconfig; empty means its current one.
 	Context string `yaml:"context"`
+	// Image holds the selfheal binary; Jobs that selfheal creates run it
+	// (prometheus.wal_cleanup in kubernetes mode runs `selfheal
+	// wal-quarantine` in a Job that mounts the Prometheus volume).
+	Image string `yaml:"image"`
 }
 
 // Alertmanager is the Alertmanager API selfheal talks to.
