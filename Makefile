@@ -18,6 +18,10 @@ FUZZTIME  ?= 10s
 K8SLAB_DIR ?= $(HOME)/.cache/selfheal/k8slab
 K8SLAB     := K8SLAB_DIR=$(K8SLAB_DIR) K8SLAB_KWOK=1 bash scripts/k8slab.sh
 export SELFHEAL_K8SLAB_ENV := $(K8SLAB_DIR)/env
+# with-k8slab runs a command with the control plane up: started (and stopped
+# afterwards) unless one is already running, which is then left alone.
+with-k8slab = if [ "$$($(K8SLAB) status 2>/dev/null | grep '^readyz:' || true)" = "readyz: ok" ]; then $(1); \
+	else $(K8SLAB) start && trap '$(K8SLAB) stop' EXIT && $(1); fi
 STATICCHECK_VERSION := v0.8.2
 
 ## help: list the targets
@@ -47,8 +51,7 @@ k8s-down:
 
 ## test: everything CI runs: vet, unit tests with -race, short fuzzing, e2e against real components
 test: deps vet
-	$(K8SLAB) start
-	trap '$(K8SLAB) stop' EXIT; $(GO) test -race -count=1 ./...
+	$(call with-k8slab,$(GO) test -race -count=1 ./...)
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 
 ## test-short: unit tests only (no real Prometheus/Alertmanager)
@@ -57,8 +60,7 @@ test-short:
 
 ## e2e: only the end-to-end tests against real Prometheus and Alertmanager
 e2e: deps
-	$(K8SLAB) start
-	trap '$(K8SLAB) stop' EXIT; $(GO) test -race -count=1 -v ./e2e/...
+	$(call with-k8slab,$(GO) test -race -count=1 -v ./e2e/...)
 
 ## fuzz: run each fuzz target for FUZZTIME (default 10s)
 fuzz:
