@@ -7,10 +7,15 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
+
+	clientset "k8s.io/client-go/kubernetes"
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/actions/exec"
 	"github.com/selfheal/selfheal/actions/jenkins"
+	"github.com/selfheal/selfheal/actions/kubernetes"
 	"github.com/selfheal/selfheal/actions/promwal"
 	"github.com/selfheal/selfheal/actions/silence"
 	"github.com/selfheal/selfheal/actions/webhook"
@@ -35,6 +40,9 @@ type Deps struct {
 	// JenkinsServers are the servers jenkins.build steps name (config:
 	// jenkins).
 	JenkinsServers jenkins.Servers
+	// Kubernetes is the client of the kubernetes.* actions (config:
+	// kubernetes); nil: steps using them fail to load, saying so.
+	Kubernetes clientset.Interface
 }
 
 // Specs returns the built-in action types, in id order, bound to d.
@@ -45,13 +53,16 @@ func Specs(d Deps) []actions.Spec {
 	if d.HTTPClient == nil {
 		d.HTTPClient = &http.Client{}
 	}
-	return []actions.Spec{
+	specs := []actions.Spec{
 		silence.Spec(silence.Options{URL: d.AlertmanagerURL, HTTPClient: d.AlertmanagerClient, Logger: d.Logger}),
 		exec.Spec(d.Logger),
 		jenkins.Spec(d.JenkinsServers, d.Logger),
 		promwal.Spec(promwal.Deps{Logger: d.Logger, HTTPClient: d.HTTPClient}),
 		webhook.Spec(d.HTTPClient, d.Logger),
 	}
+	specs = append(specs, kubernetes.Specs(kubernetes.Deps{Client: d.Kubernetes, Logger: d.Logger})...)
+	slices.SortFunc(specs, func(a, b actions.Spec) int { return strings.Compare(a.ID, b.ID) })
+	return specs
 }
 
 // Register adds every built-in action type to r. It reports every id it

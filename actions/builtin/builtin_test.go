@@ -8,17 +8,21 @@ import (
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/actions/jenkins"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 func TestRegister(t *testing.T) {
 	r := actions.NewRegistry()
 	require.NoError(t, Register(r, Deps{}))
-	require.Equal(t, []string{"alertmanager.silence", "exec", "jenkins.build", "prometheus.wal_cleanup", "webhook"}, r.IDs())
+	require.Equal(t, []string{"alertmanager.silence", "exec", "jenkins.build", "kubernetes.restart", "kubernetes.scale", "kubernetes.set_resources", "prometheus.wal_cleanup", "webhook"}, r.IDs())
 
 	err := Register(r, Deps{})
 	require.EqualError(t, err, "register action \"alertmanager.silence\": already registered\n"+
 		"register action \"exec\": already registered\n"+
 		"register action \"jenkins.build\": already registered\n"+
+		"register action \"kubernetes.restart\": already registered\n"+
+		"register action \"kubernetes.scale\": already registered\n"+
+		"register action \"kubernetes.set_resources\": already registered\n"+
 		"register action \"prometheus.wal_cleanup\": already registered\n"+
 		"register action \"webhook\": already registered")
 }
@@ -30,6 +34,7 @@ func TestExamples(t *testing.T) {
 	deps := Deps{
 		AlertmanagerURL: "http://127.0.0.1:9093",
 		JenkinsServers:  jenkins.Servers{"default": {URL: "https://jenkins.example", User: "u", APIToken: "t"}},
+		Kubernetes:      fake.NewClientset(),
 	}
 	require.NoError(t, Register(r, deps))
 	for _, s := range Specs(deps) {

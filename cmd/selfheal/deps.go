@@ -6,6 +6,9 @@ import (
 	"time"
 
 	commoncfg "github.com/prometheus/common/config"
+	clientset "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/actions/builtin"
@@ -20,12 +23,47 @@ const placeholderAlertmanager = "http://alertmanager:9093"
 
 var placeholderJenkins = jenkins.Servers{"default": {URL: "https://jenkins.invalid", User: "placeholder", APIToken: "placeholder"}}
 
+// placeholderKubernetes is a client of an API server that does not exist:
+// steps build, and a plan that needs to read the cluster says it cannot.
+func placeholderKubernetes() clientset.Interface {
+	return clientset.NewForConfigOrDie(&rest.Config{Host: "https://kubernetes.invalid"})
+}
+
+// kubeClient builds the client of the config's kubernetes section: the
+// kubeconfig file (and context) when set, else the in-cluster config.
+func kubeClient(k *config.Kubernetes) (clientset.Interface, error) {
+	var (
+		rc  *rest.Config
+		err error
+	)
+	if k.Kubeconfig == "" {
+		rc, err = rest.InClusterConfig()
+	} else {
+		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+			&clientcmd.ClientConfigLoadingRules{ExplicitPath: k.Kubeconfig},
+			&clientcmd.ConfigOverrides{CurrentContext: k.Context}).ClientConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	rc.UserAgent = "selfheal"
+	return clientset.NewForConfig(rc)
+}
+
 // newRegistry builds the action registry with its dependencies taken from
 // cfg. A nil cfg (check and dry-run without --config.file) gets
 // placeholders.
 func newRegistry(cfg *config.Config, logger *slog.Logger) (*actions.Registry, error) {
-	deps := builtin.Deps{Logger: logger, AlertmanagerURL: placeholderAlertmanager, JenkinsServers: placeholderJenkins}
+	deps := builtin.Deps{Logger: logger, AlertmanagerURL: placeholderAlertmanager, JenkinsServers: placeholderJenkins, Kubernetes: placeholderKubernetes()}
 	if cfg != nil {
+		deps.Kubernetes = nil
+		if cfg.Kubernetes != nil {
+			kc, err := kubeClient(cfg.Kubernetes)
+			if err != nil {
+				return nil, err
+			}
+			deps.Kubernetes = kc
+		}
 		deps.AlertmanagerURL = ""
 		deps.JenkinsServers = jenkins.Servers{}
 		for name, j := range cfg.Jenkins {

@@ -112,7 +112,7 @@ func (c *dryRunCmd) run(stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	rep := report(context.Background(), set, n)
 	if cfg == nil {
-		rep.Notes = append(rep.Notes, "No --config.file: the Alertmanager ("+placeholderAlertmanager+") and Jenkins servers in the plans are placeholders.")
+		rep.Notes = append(rep.Notes, "No --config.file: the Alertmanager ("+placeholderAlertmanager+"), Jenkins servers and Kubernetes cluster in the plans are placeholders.")
 	}
 	if n.TruncatedAlerts > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("Alertmanager left %d alerts out of this notification (truncatedAlerts); they would never reach selfheal. Do not set max_alerts on a selfheal receiver.", n.TruncatedAlerts))

@@ -103,7 +103,7 @@ func TestVersion(t *testing.T) {
 // a playbook step, so `selfheal actions` never shows an example that fails.
 func TestActionExamplesAreValidSteps(t *testing.T) {
 	reg := actions.NewRegistry()
-	deps := builtin.Deps{AlertmanagerURL: placeholderAlertmanager, JenkinsServers: placeholderJenkins}
+	deps := builtin.Deps{AlertmanagerURL: placeholderAlertmanager, JenkinsServers: placeholderJenkins, Kubernetes: placeholderKubernetes()}
 	require.NoError(t, builtin.Register(reg, deps))
 	for _, s := range builtin.Specs(deps) {
 		t.Run(s.ID, func(t *testing.T) {
