@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"flag"
 	"os"
 	"path/filepath"
@@ -126,4 +127,25 @@ func indentLines(s, pad string) string {
 		lines[i] = pad + lines[i]
 	}
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// TestReadmePlaybooksAreValid checks every playbook example in README.md, so
+// the manual never shows one that does not load.
+func TestReadmePlaybooksAreValid(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	blocks := strings.Split(string(data), "```yaml\n")[1:]
+	reg, err := newRegistry(nil, nil)
+	require.NoError(t, err)
+	n := 0
+	for i, b := range blocks {
+		doc, _, _ := strings.Cut(b, "```")
+		if !strings.HasPrefix(doc, "playbooks:") {
+			continue
+		}
+		n++
+		_, err := playbooks.Parse(reg, fmt.Sprintf("README.md block %d", i+1), []byte(doc))
+		require.NoError(t, err)
+	}
+	require.GreaterOrEqual(t, n, 5)
 }
