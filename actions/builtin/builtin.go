@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"k8s.io/client-go/dynamic"
 	clientset "k8s.io/client-go/kubernetes"
 
 	"github.com/selfheal/selfheal/actions"
@@ -40,9 +41,18 @@ type Deps struct {
 	// JenkinsServers are the servers jenkins.build steps name (config:
 	// jenkins).
 	JenkinsServers jenkins.Servers
-	// Kubernetes is the client of the kubernetes.* actions (config:
-	// kubernetes); nil: steps using them fail to load, saying so.
+	// Kubernetes is the client of the kubernetes.* actions and of
+	// prometheus.wal_cleanup in kubernetes mode (config: kubernetes); nil:
+	// steps using them fail to load, saying so.
 	Kubernetes clientset.Interface
+	// Dynamic reaches custom resources (prometheus-operator's Prometheus)
+	// on the same cluster; nil: prometheus.wal_cleanup steps in kubernetes
+	// mode fail to load.
+	Dynamic dynamic.Interface
+	// KubernetesImage is the selfheal image for the Jobs selfheal runs
+	// (config: kubernetes.image); "": prometheus.wal_cleanup steps in
+	// kubernetes mode fail to load.
+	KubernetesImage string
 }
 
 // Specs returns the built-in action types, in id order, bound to d.
@@ -57,7 +67,7 @@ func Specs(d Deps) []actions.Spec {
 		silence.Spec(silence.Options{URL: d.AlertmanagerURL, HTTPClient: d.AlertmanagerClient, Logger: d.Logger}),
 		exec.Spec(d.Logger),
 		jenkins.Spec(d.JenkinsServers, d.Logger),
-		promwal.Spec(promwal.Deps{Logger: d.Logger, HTTPClient: d.HTTPClient}),
+		promwal.Spec(promwal.Deps{Logger: d.Logger, HTTPClient: d.HTTPClient, Kube: d.Kubernetes, Dynamic: d.Dynamic, Image: d.KubernetesImage}),
 		webhook.Spec(d.HTTPClient, d.Logger),
 	}
 	specs = append(specs, kubernetes.Specs(kubernetes.Deps{Client: d.Kubernetes, Logger: d.Logger})...)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/actions/jenkins"
+	"k8s.io/apimachinery/pkg/runtime"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -35,6 +37,8 @@ func TestExamples(t *testing.T) {
 		AlertmanagerURL: "http://127.0.0.1:9093",
 		JenkinsServers:  jenkins.Servers{"default": {URL: "https://jenkins.example", User: "u", APIToken: "t"}},
 		Kubernetes:      fake.NewClientset(),
+		Dynamic:         dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()),
+		KubernetesImage: "registry.example/selfheal:v1",
 	}
 	require.NoError(t, Register(r, deps))
 	for _, s := range Specs(deps) {

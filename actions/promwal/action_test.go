@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/alert"
@@ -64,8 +65,8 @@ func TestValidate(t *testing.T) {
 			p.DataDir = actions.MustTemplate("{{ .Labels.dir }}")
 			p.ReadyURL = actions.MustTemplate("http://{{ .Labels.instance }}/-/ready")
 		}, ""},
-		{"kubernetes", func(p *Params) { p.Mode = ModeKubernetes }, "mode: kubernetes is not supported yet"},
-		{"unknown mode", func(p *Params) { p.Mode = "docker" }, `mode: "docker" must be host`},
+		{"kubernetes parameter in host mode", func(p *Params) { p.StatefulSet = actions.MustTemplate("prometheus-main") }, "statefulset: only for mode kubernetes"},
+		{"unknown mode", func(p *Params) { p.Mode = "docker" }, `mode: "docker" must be host or kubernetes`},
 		{"no data dir", func(p *Params) { p.DataDir = actions.Template{} }, "data_dir: must be set"},
 		{"no quarantine dir", func(p *Params) { p.QuarantineDir = actions.Template{} }, "quarantine_dir: must be set"},
 		{"relative data dir", func(p *Params) { p.DataDir = actions.MustTemplate("data") }, `data_dir: "data" must be an absolute path`},
@@ -135,30 +136,37 @@ func TestSpecDecodesStepsStrictly(t *testing.T) {
 	_, err = build("data_dir: /d\nquarantine_dir: /q\nmin_wal_bytes: lots\n")
 	require.ErrorContains(t, err, `"lots" is not a size`)
 	_, err = build("data_dir: /d\nquarantine_dir: /q\nmode: kubernetes\n")
-	require.ErrorContains(t, err, "mode: kubernetes is not supported yet")
+	require.ErrorContains(t, err, "namespace: must be set in mode kubernetes; statefulset: must be set in mode kubernetes; data_dir: only for mode host; quarantine_dir: only for mode host")
+	_, err = build("mode: kubernetes\nnamespace: monitoring\nstatefulset: prometheus-main\n")
+	require.ErrorContains(t, err, "prometheus.wal_cleanup: mode kubernetes: kubernetes is not configured")
 	_, err = build("data_dir: /d\nquarantine_dir: /q\nmin_wal_byte: 1\n")
 	require.ErrorContains(t, err, `unknown field "min_wal_byte"`)
 }
 
 func TestSpecDocumentsEveryParam(t *testing.T) {
 	docs := actions.Describe(Spec(Deps{}))
-	require.Len(t, docs, 7)
+	require.Len(t, docs, 14)
 	for _, d := range docs {
 		require.NotEmpty(t, d.Doc, d.Name)
 	}
 	require.Equal(t, "min_wal_bytes", docs[3].Name)
 	require.Equal(t, "64MiB", docs[3].Default)
 	require.Equal(t, "10m", docs[6].Default)
+	require.Equal(t, "prometheus-db", docs[10].Default)
+	require.Equal(t, "selfheal-quarantine", docs[11].Default)
 
-	// The example is a valid step.
+	// The examples are valid steps.
 	var steps []struct {
 		With yaml.Node `yaml:"with"`
 	}
 	require.NoError(t, yaml.Unmarshal([]byte(example), &steps))
+	require.Len(t, steps, 2)
 	reg := actions.NewRegistry()
-	require.NoError(t, reg.Register(Spec(Deps{})))
-	_, _, err := reg.Build("example", "with", ID, &steps[0].With)
-	require.NoError(t, err)
+	require.NoError(t, reg.Register(Spec(kubeDeps(fake.NewClientset()))))
+	for i := range steps {
+		_, _, err := reg.Build("example", "with", ID, &steps[i].With)
+		require.NoError(t, err)
+	}
 }
 
 // planFiles extracts the "file <path> <bytes>" lines of a plan.

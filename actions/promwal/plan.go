@@ -102,13 +102,18 @@ func describeBlocks(bs []Block) string {
 	return s
 }
 
-// Plan renders the parameters for t and says exactly what Run would do:
+// Plan renders the parameters for t and says exactly what Run would do. In
+// kubernetes mode it reads (get and list only) the StatefulSet, its pods,
+// its owning Prometheus and the PVC, and shows the exact Job. In host mode:
 // every check with its evidence, every file it would move with its bytes,
 // the loss window and the unit and readiness steps. It changes nothing;
 // the lock is probed with a non-blocking flock released at once. With a
 // systemd unit, a lock or open file held now is expected (Run stops the
 // unit first and checks again) and does not make the plan a refusal.
-func (a *Action) Plan(_ context.Context, t actions.Target) (actions.Plan, error) {
+func (a *Action) Plan(ctx context.Context, t actions.Target) (actions.Plan, error) {
+	if a.p.Mode == ModeKubernetes {
+		return a.planKube(ctx, t)
+	}
 	r, err := a.render(t)
 	if err != nil {
 		return actions.Plan{}, fmt.Errorf("%s: %w", ID, err)

@@ -7,8 +7,12 @@
 //
 // The core (Inspect, PreviewQuarantine, Quarantine) knows nothing of
 // alerts; the action adds templated parameters and, in host mode, stopping
-// and starting a systemd unit and waiting for /-/ready. The `selfheal
-// wal-quarantine` command runs the core alone.
+// and starting a systemd unit and waiting for /-/ready. In kubernetes mode
+// it pauses the owning prometheus-operator Prometheus, scales the
+// StatefulSet to 0, runs the core in a Job that mounts the volume, scales
+// back, unpauses and waits for Ready (see RBACRules for the permissions).
+// The `selfheal wal-quarantine` command runs the core alone; the Job runs
+// it.
 package promwal
 
 import (
@@ -20,6 +24,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/selfheal/selfheal/actions"
 )
@@ -31,7 +37,7 @@ const ID = "prometheus.wal_cleanup"
 // a default 128 MB segment. A smaller WAL cannot explain an OOM on replay.
 const DefaultMinWALBytes = 64 << 20
 
-const summary = "Move (never delete) a crash-looping Prometheus' WAL and head chunks aside, losing the head, after checking it is stopped; optionally stop/start its systemd unit."
+const summary = "Move (never delete) a crash-looping Prometheus' WAL and head chunks aside, losing the head, after checking it is stopped; host: optionally stop/start its systemd unit; kubernetes: scale its StatefulSet to 0 and run the move in a Job."
 
 const example = `- name: drop-head
   action: prometheus.wal_cleanup
@@ -43,6 +49,16 @@ const example = `- name: drop-head
     systemd_unit: prometheus.service
     ready_url: 'http://{{ .Labels.instance }}/-/ready'
     ready_timeout: 10m
+- name: drop-head-k8s
+  action: prometheus.wal_cleanup
+  with:
+    mode: kubernetes
+    namespace: '{{ .Labels.namespace }}'
+    statefulset: 'prometheus-{{ .Labels.prometheus_name }}'
+    # pvc: default <volumeClaimTemplate>-<statefulset>-0
+    data_sub_path: prometheus-db                # prometheus-operator's layout
+    quarantine_sub_path: selfheal-quarantine    # same volume, outside the TSDB
+    min_wal_bytes: 256MiB
 `
 
 // Modes.
@@ -51,35 +67,72 @@ const (
 	ModeKubernetes = "kubernetes"
 )
 
-// Params are the parameters of a prometheus.wal_cleanup step.
+// Params are the parameters of a prometheus.wal_cleanup step. data_dir,
+// quarantine_dir, systemd_unit and ready_url belong to host mode;
+// namespace, statefulset, pvc, data_sub_path, quarantine_sub_path,
+// pod_gone_timeout and job_timeout to kubernetes mode. A parameter of the
+// other mode is an error unless it has a default.
 type Params struct {
-	// Mode is where Prometheus runs: "host" (a local path).
-	Mode string `yaml:"mode" doc:"host: the data dir is a local path (kubernetes: not supported yet)"`
+	// Mode is where Prometheus runs: "host" (a local path) or
+	// "kubernetes" (a StatefulSet's volume).
+	Mode string `yaml:"mode" doc:"host: the data dir is a local path; kubernetes: it is on a StatefulSet's volume, cleaned by a Job while the StatefulSet is scaled to 0"`
 	// DataDir is Prometheus' --storage.tsdb.path.
-	DataDir actions.Template `yaml:"data_dir" doc:"required; template rendering to the absolute --storage.tsdb.path"`
+	DataDir actions.Template `yaml:"data_dir" doc:"host, required; template rendering to the absolute --storage.tsdb.path"`
 	// QuarantineDir receives a folder <basename(data_dir)>-<UTC time>/ per
 	// cleanup. It must be on the data dir's filesystem and outside it.
-	QuarantineDir actions.Template `yaml:"quarantine_dir" doc:"required; template rendering to an absolute dir on the data dir's filesystem, outside it; created if missing; gets <basename(data_dir)>-<UTC time>/ per cleanup"`
+	QuarantineDir actions.Template `yaml:"quarantine_dir" doc:"host, required; template rendering to an absolute dir on the data dir's filesystem, outside it; created if missing; gets <basename(data_dir)>-<UTC time>/ per cleanup"`
 	// MinWALBytes is the smallest wal/ the step quarantines.
 	MinWALBytes Bytes `yaml:"min_wal_bytes" doc:"refuse when wal/ is smaller; bytes as an integer or with a unit (KiB, MiB, GiB; KB, MB, GB are powers of 1024 too)"`
 	// SystemdUnit, if set, is stopped before and started after, whatever
 	// happened in between.
-	SystemdUnit actions.Template `yaml:"systemd_unit" doc:"template; systemctl stop before, systemctl start after, even when the cleanup refused or failed"`
+	SystemdUnit actions.Template `yaml:"systemd_unit" doc:"host; template; systemctl stop before, systemctl start after, even when the cleanup refused or failed"`
 	// ReadyURL, if set, is polled with GET after the cleanup until it
 	// answers 200.
-	ReadyURL actions.Template `yaml:"ready_url" doc:"template rendering to an http(s) URL, usually http://host:9090/-/ready, polled after the cleanup until 200"`
-	// ReadyTimeout bounds the wait for ReadyURL. The step's timeout must
-	// be longer, or it cuts the wait short.
-	ReadyTimeout model.Duration `yaml:"ready_timeout" doc:"how long to wait for ready_url; give the step a longer timeout"`
+	ReadyURL actions.Template `yaml:"ready_url" doc:"host; template rendering to an http(s) URL, usually http://host:9090/-/ready, polled after the cleanup until 200"`
+	// ReadyTimeout bounds the wait for ReadyURL, or in kubernetes mode for
+	// the StatefulSet's pods to be Ready again. The step's timeout must be
+	// longer, or it cuts the wait short.
+	ReadyTimeout model.Duration `yaml:"ready_timeout" doc:"how long to wait for ready_url (host) or for the StatefulSet's pods to be Ready again (kubernetes); give the step a longer timeout"`
+
+	// Namespace is the StatefulSet's namespace.
+	Namespace actions.Template `yaml:"namespace" doc:"kubernetes, required; template rendering to the StatefulSet's namespace"`
+	// StatefulSet names the Prometheus StatefulSet; prometheus-operator
+	// names it prometheus-<Prometheus name>.
+	StatefulSet actions.Template `yaml:"statefulset" doc:"kubernetes, required; template rendering to the Prometheus StatefulSet (prometheus-operator: prometheus-<name>)"`
+	// PVC names the claim that holds the TSDB. Empty means the claim of
+	// the first ordinal (0 unless spec.ordinals.start says otherwise) of
+	// the StatefulSet's only volumeClaimTemplate: <template>-<statefulset>-0
+	// (prometheus-operator: prometheus-<name>-db-prometheus-<name>-0). All
+	// replicas are scaled down, so any ordinal's claim can be named.
+	PVC actions.Template `yaml:"pvc" doc:"kubernetes; template rendering to the PVC holding the TSDB; default <volumeClaimTemplate>-<statefulset>-0 from the StatefulSet's only volumeClaimTemplate"`
+	// DataSubPath is the TSDB's path inside the volume. The Job mounts the
+	// volume at /prometheus and quarantines /prometheus/<data_sub_path>.
+	DataSubPath string `yaml:"data_sub_path" doc:"kubernetes; the TSDB's relative path inside the volume (prometheus-operator mounts sub-path prometheus-db); a TSDB at the volume's root cannot be quarantined on the same volume"`
+	// QuarantineSubPath is where the dated quarantine folders go inside the
+	// same volume, so that renames stay on one filesystem.
+	QuarantineSubPath string `yaml:"quarantine_sub_path" doc:"kubernetes; relative path inside the same volume, outside data_sub_path, that gets a dated folder per cleanup"`
+	// PodGoneTimeout bounds the wait for the StatefulSet's pods to be
+	// deleted after the scale to 0 (prometheus-operator gives them 600s to
+	// stop).
+	PodGoneTimeout model.Duration `yaml:"pod_gone_timeout" doc:"kubernetes; how long to wait for the StatefulSet's pods to be gone after scaling to 0"`
+	// JobTimeout is the Job's activeDeadlineSeconds: scheduling, volume
+	// attach, image pull and the move itself.
+	JobTimeout model.Duration `yaml:"job_timeout" doc:"kubernetes; the Job's activeDeadlineSeconds, covering volume attach and image pull"`
 }
 
 // DefaultParams returns the parameters with their defaults: host mode, a
-// 64MiB minimum WAL, a 10m ready timeout.
+// 64MiB minimum WAL, a 10m ready timeout; for kubernetes mode the
+// prometheus-operator layout (prometheus-db, selfheal-quarantine) and 10m
+// to wait for the pods to go and for the Job.
 func DefaultParams() *Params {
 	return &Params{
-		Mode:         ModeHost,
-		MinWALBytes:  DefaultMinWALBytes,
-		ReadyTimeout: model.Duration(10 * time.Minute),
+		Mode:              ModeHost,
+		MinWALBytes:       DefaultMinWALBytes,
+		ReadyTimeout:      model.Duration(10 * time.Minute),
+		DataSubPath:       "prometheus-db",
+		QuarantineSubPath: "selfheal-quarantine",
+		PodGoneTimeout:    model.Duration(10 * time.Minute),
+		JobTimeout:        model.Duration(10 * time.Minute),
 	}
 }
 
@@ -89,11 +142,26 @@ func (p *Params) Validate() error {
 	var probs []string
 	switch p.Mode {
 	case ModeHost:
+		probs = p.validateHost()
 	case ModeKubernetes:
-		probs = append(probs, "mode: kubernetes is not supported yet")
+		probs = p.validateKube()
 	default:
-		probs = append(probs, fmt.Sprintf("mode: %q must be host", p.Mode))
+		probs = append(probs, fmt.Sprintf("mode: %q must be host or kubernetes", p.Mode))
 	}
+	if p.MinWALBytes < 0 {
+		probs = append(probs, "min_wal_bytes: must not be negative")
+	}
+	if p.ReadyTimeout <= 0 {
+		probs = append(probs, "ready_timeout: must be greater than 0")
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("%s", strings.Join(probs, "; "))
+	}
+	return nil
+}
+
+func (p *Params) validateHost() []string {
+	var probs []string
 	for _, f := range []struct {
 		name string
 		t    actions.Template
@@ -110,16 +178,15 @@ func (p *Params) Validate() error {
 			probs = append(probs, "ready_url: "+err.Error())
 		}
 	}
-	if p.MinWALBytes < 0 {
-		probs = append(probs, "min_wal_bytes: must not be negative")
+	for _, f := range []struct {
+		name string
+		t    actions.Template
+	}{{"namespace", p.Namespace}, {"statefulset", p.StatefulSet}, {"pvc", p.PVC}} {
+		if !f.t.IsZero() {
+			probs = append(probs, f.name+": only for mode kubernetes")
+		}
 	}
-	if p.ReadyTimeout <= 0 {
-		probs = append(probs, "ready_timeout: must be greater than 0")
-	}
-	if len(probs) > 0 {
-		return fmt.Errorf("%s", strings.Join(probs, "; "))
-	}
-	return nil
+	return probs
 }
 
 // Deps are what the action depends on. A zero field gets a default.
@@ -135,6 +202,20 @@ type Deps struct {
 	Now func() time.Time
 	// ReadyInterval is the pause between ready_url polls; 0 means 1s.
 	ReadyInterval time.Duration
+
+	// Kube is the cluster kubernetes mode acts on (config: kubernetes);
+	// nil makes a kubernetes-mode step fail to load.
+	Kube kubernetes.Interface
+	// Dynamic reaches prometheus-operator's Prometheus resources on the
+	// same cluster; nil makes a kubernetes-mode step fail to load.
+	Dynamic dynamic.Interface
+	// Image is the image with the selfheal binary that kubernetes-mode
+	// Jobs run (config: kubernetes.image); "" makes a kubernetes-mode step
+	// fail to load.
+	Image string
+	// PollInterval is the pause between polls of the API server while
+	// kubernetes mode waits; 0 means 1s.
+	PollInterval time.Duration
 }
 
 // Spec returns the prometheus.wal_cleanup action type bound to d.
@@ -159,6 +240,14 @@ func New(p *Params, d Deps) (*Action, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	if p.Mode == ModeKubernetes {
+		switch {
+		case d.Kube == nil || d.Dynamic == nil:
+			return nil, fmt.Errorf("%s: mode kubernetes: kubernetes is not configured (set kubernetes in the daemon's config)", ID)
+		case d.Image == "":
+			return nil, fmt.Errorf("%s: mode kubernetes: kubernetes.image is not set (the Job runs `selfheal wal-quarantine` from it)", ID)
+		}
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -174,6 +263,9 @@ func New(p *Params, d Deps) (*Action, error) {
 	}
 	if d.ReadyInterval <= 0 {
 		d.ReadyInterval = time.Second
+	}
+	if d.PollInterval <= 0 {
+		d.PollInterval = time.Second
 	}
 	return &Action{p: *p, d: d}, nil
 }
@@ -242,8 +334,15 @@ func labelString(l map[string]string) string {
 	return ls.String()
 }
 
-// MaxDuration is how long the step may take: the readiness wait plus time
-// to stop and start the unit.
+// MaxDuration is how long the step may take: in host mode the readiness
+// wait plus time to stop and start the unit; in kubernetes mode every wait
+// (the StatefulSet's pods gone, the Job, the Job's pods gone, Ready) plus
+// time to scale down, to delete a Job that did not finish, to scale back
+// and to unpause.
 func (p *Params) MaxDuration() time.Duration {
-	return time.Duration(p.ReadyTimeout) + 2*time.Minute
+	d := time.Duration(p.ReadyTimeout) + 2*time.Minute
+	if p.Mode == ModeKubernetes {
+		d += 2*time.Duration(p.PodGoneTimeout) + time.Duration(p.JobTimeout) + jobWaitGrace + scaleDownTimeout + 3*restoreTimeout
+	}
+	return d
 }

@@ -25,7 +25,16 @@ const (
 	outputTail = 512
 )
 
-// Run stops the systemd unit if one is set, quarantines the head (see
+// Run, in kubernetes mode, pauses the owning Prometheus if there is one,
+// scales the StatefulSet to 0, waits for its pods to go, runs `selfheal
+// wal-quarantine` in a Job that mounts the PVC and waits for the Job; then
+// always — also after a failure, and with a context of its own if ctx
+// ended — scales back to the recorded replicas and unpauses, and waits
+// for the pods to be Ready. API errors before the first change are
+// retryable, every later failure is permanent. Details["steps"] lists
+// every step taken.
+//
+// In host mode it stops the systemd unit if one is set, quarantines the head (see
 // Quarantine), starts the unit again — also when stopping it, or the
 // quarantine, failed or refused, and with a context of its own if ctx
 // ended, so it is never left stopped — and then waits for
@@ -33,6 +42,9 @@ const (
 // the WAL gone or the same refusal. If the quarantine succeeded but a
 // later step failed, the Result still carries the quarantine's details.
 func (a *Action) Run(ctx context.Context, t actions.Target) (actions.Result, error) {
+	if a.p.Mode == ModeKubernetes {
+		return a.runKube(ctx, t)
+	}
 	r, err := a.render(t)
 	if err != nil {
 		return actions.Result{}, fmt.Errorf("%s: %w", ID, err)

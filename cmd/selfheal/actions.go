@@ -33,7 +33,7 @@ type actionDoc struct {
 
 func (c *actionsCmd) run(stdout, stderr io.Writer) int {
 	var docs []actionDoc
-	for _, s := range builtin.Specs(builtin.Deps{AlertmanagerURL: placeholderAlertmanager, JenkinsServers: placeholderJenkins, Kubernetes: placeholderKubernetes()}) {
+	for _, s := range builtin.Specs(placeholderDeps(nil)) {
 		docs = append(docs, actionDoc{ID: s.ID, Summary: s.Summary, Params: actions.Describe(s), Example: s.Example})
 	}
 	if c.output == "json" {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	commoncfg "github.com/prometheus/common/config"
+	"k8s.io/client-go/dynamic"
 	clientset "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -23,15 +24,24 @@ const placeholderAlertmanager = "http://alertmanager:9093"
 
 var placeholderJenkins = jenkins.Servers{"default": {URL: "https://jenkins.invalid", User: "placeholder", APIToken: "placeholder"}}
 
-// placeholderKubernetes is a client of an API server that does not exist:
+// placeholderDeps are the action deps when there is no config file (check,
+// dry-run, actions): clients of an API server that does not exist, so that
 // steps build, and a plan that needs to read the cluster says it cannot.
-func placeholderKubernetes() clientset.Interface {
-	return clientset.NewForConfigOrDie(&rest.Config{Host: "https://kubernetes.invalid"})
+func placeholderDeps(logger *slog.Logger) builtin.Deps {
+	rc := &rest.Config{Host: "https://kubernetes.invalid"}
+	return builtin.Deps{
+		Logger:          logger,
+		AlertmanagerURL: placeholderAlertmanager,
+		JenkinsServers:  placeholderJenkins,
+		Kubernetes:      clientset.NewForConfigOrDie(rc),
+		Dynamic:         dynamic.NewForConfigOrDie(rc),
+		KubernetesImage: "selfheal:placeholder",
+	}
 }
 
-// kubeClient builds the client of the config's kubernetes section: the
+// kubeClients builds the clients of the config's kubernetes section: the
 // kubeconfig file (and context) when set, else the in-cluster config.
-func kubeClient(k *config.Kubernetes) (clientset.Interface, error) {
+func kubeClients(k *config.Kubernetes) (clientset.Interface, dynamic.Interface, error) {
 	var (
 		rc  *rest.Config
 		err error
@@ -44,25 +54,33 @@ func kubeClient(k *config.Kubernetes) (clientset.Interface, error) {
 			&clientcmd.ConfigOverrides{CurrentContext: k.Context}).ClientConfig()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes: %w", err)
+		return nil, nil, fmt.Errorf("kubernetes: %w", err)
 	}
 	rc.UserAgent = "selfheal"
-	return clientset.NewForConfig(rc)
+	kc, err := clientset.NewForConfig(rc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	dc, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	return kc, dc, nil
 }
 
 // newRegistry builds the action registry with its dependencies taken from
 // cfg. A nil cfg (check and dry-run without --config.file) gets
 // placeholders.
 func newRegistry(cfg *config.Config, logger *slog.Logger) (*actions.Registry, error) {
-	deps := builtin.Deps{Logger: logger, AlertmanagerURL: placeholderAlertmanager, JenkinsServers: placeholderJenkins, Kubernetes: placeholderKubernetes()}
+	deps := placeholderDeps(logger)
 	if cfg != nil {
-		deps.Kubernetes = nil
+		deps.Kubernetes, deps.Dynamic, deps.KubernetesImage = nil, nil, ""
 		if cfg.Kubernetes != nil {
-			kc, err := kubeClient(cfg.Kubernetes)
+			kc, dc, err := kubeClients(cfg.Kubernetes)
 			if err != nil {
 				return nil, err
 			}
-			deps.Kubernetes = kc
+			deps.Kubernetes, deps.Dynamic, deps.KubernetesImage = kc, dc, cfg.Kubernetes.Image
 		}
 		deps.AlertmanagerURL = ""
 		deps.JenkinsServers = jenkins.Servers{}
