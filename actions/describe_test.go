@@ -14,7 +14,6 @@ type describeParams struct {
 	Timeout model.Duration      `yaml:"timeout" doc:"how long"`
 	Wait    *bool               `yaml:"wait"`
 	Count   int                 `yaml:"count,omitempty"`
-	hidden  string
 }
 
 func (describeParams) Validate() error { return nil }

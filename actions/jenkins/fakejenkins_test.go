@@ -127,14 +127,6 @@ func (f *fake) servers(token string) Servers {
 	return Servers{"default": {URL: f.srv.URL, User: fakeUser, APIToken: token}}
 }
 
-// enqueue puts a waiting item for job with params in the queue, as another
-// client would, and returns its id.
-func (f *fake) enqueue(job string, params url.Values) int64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.newItem(job, params).id
-}
-
 // requests returns the requests received, in order.
 func (f *fake) requests() []fakeReq {
 	f.mu.Lock()

@@ -257,9 +257,9 @@ func TestQueueIDFromLocation(t *testing.T) {
 		{loc: "https://ci.example/jenkins/queue/item/7", want: 7},
 		{loc: "/queue/item/42/", want: 42},
 		{loc: "", wantErr: "no Location header: expected one naming a queue item"},
-		{loc: "http://jenkins/job/x/", wantErr: `Location "http://jenkins/job/x/" does not name a queue item`},
-		{loc: "http://jenkins/queue/item/x/", wantErr: `Location "http://jenkins/queue/item/x/" does not name a queue item`},
-		{loc: "http://jenkins/queue/item/0/", wantErr: `Location "http://jenkins/queue/item/0/" does not name a queue item`},
+		{loc: "http://jenkins/job/x/", wantErr: `location header "http://jenkins/job/x/" does not name a queue item`},
+		{loc: "http://jenkins/queue/item/x/", wantErr: `location header "http://jenkins/queue/item/x/" does not name a queue item`},
+		{loc: "http://jenkins/queue/item/0/", wantErr: `location header "http://jenkins/queue/item/0/" does not name a queue item`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.loc, func(t *testing.T) {

@@ -196,16 +196,16 @@ func queueIDFromLocation(loc string) (int64, error) {
 	}
 	u, err := url.Parse(loc)
 	if err != nil {
-		return 0, fmt.Errorf("Location %q: %w", loc, err)
+		return 0, fmt.Errorf("location header %q: %w", loc, err)
 	}
 	segs := strings.Split(strings.Trim(u.Path, "/"), "/")
 	n := len(segs)
 	if n < 3 || segs[n-3] != "queue" || segs[n-2] != "item" {
-		return 0, fmt.Errorf("Location %q does not name a queue item", loc)
+		return 0, fmt.Errorf("location header %q does not name a queue item", loc)
 	}
 	id, err := strconv.ParseInt(segs[n-1], 10, 64)
 	if err != nil || id <= 0 {
-		return 0, fmt.Errorf("Location %q does not name a queue item", loc)
+		return 0, fmt.Errorf("location header %q does not name a queue item", loc)
 	}
 	return id, nil
 }
