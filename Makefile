@@ -49,8 +49,8 @@ k8s-up: deps
 k8s-down:
 	$(K8SLAB) stop
 
-## test: everything CI runs: vet, unit tests with -race, short fuzzing, e2e against real components
-test: deps vet
+## test: everything CI runs: vet + staticcheck, unit tests with -race, short fuzzing, e2e against real components
+test: deps lint
 	$(call with-k8slab,$(GO) test -race -count=1 ./...)
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 
