@@ -1,13 +1,14 @@
 package builtin
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/actions/jenkins"
+	"github.com/selfheal/selfheal/playbooks"
 	"k8s.io/apimachinery/pkg/runtime"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
@@ -29,8 +30,9 @@ func TestRegister(t *testing.T) {
 		"register action \"webhook\": already registered")
 }
 
-// TestExamples builds every spec's documented example through the registry,
-// so the examples `selfheal actions` prints stay valid.
+// TestExamples loads every action's documented example as playbook steps,
+// so the examples `selfheal actions` prints always load, and checks every
+// parameter is documented. It is the one place examples are checked.
 func TestExamples(t *testing.T) {
 	r := actions.NewRegistry()
 	deps := Deps{
@@ -44,19 +46,17 @@ func TestExamples(t *testing.T) {
 	for _, s := range Specs(deps) {
 		t.Run(s.ID, func(t *testing.T) {
 			require.NotEmpty(t, s.Summary)
-			var steps []struct {
-				Name   string    `yaml:"name"`
-				Action string    `yaml:"action"`
-				With   yaml.Node `yaml:"with"`
+			require.NotContains(t, s.Summary, "\n")
+			require.NotEmpty(t, s.Example)
+			steps := "    " + strings.ReplaceAll(strings.TrimRight(s.Example, "\n"), "\n", "\n    ")
+			doc := "playbooks:\n  - name: example\n    match: ['a=\"b\"']\n    steps:\n" + steps + "\n"
+			pbs, err := playbooks.Parse(r, s.ID+"-example.yaml", []byte(doc))
+			require.NoError(t, err, doc)
+			for _, st := range pbs[0].Steps {
+				require.Equal(t, s.ID, st.ActionID)
 			}
-			require.NoError(t, yaml.Unmarshal([]byte(s.Example), &steps))
-			require.NotEmpty(t, steps)
-			for _, st := range steps {
-				require.Equal(t, s.ID, st.Action)
-				a, p, err := r.Build("example.yaml", "with", st.Action, &st.With)
-				require.NoError(t, err)
-				require.NotNil(t, a)
-				require.NotNil(t, p)
+			for _, p := range actions.Describe(s) {
+				require.NotEmpty(t, p.Doc, "parameter %s has no doc", p.Name)
 			}
 		})
 	}

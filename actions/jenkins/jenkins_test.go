@@ -197,19 +197,6 @@ func TestSpec(t *testing.T) {
 	require.Equal(t, "jenkins.build", s.ID)
 	require.NotEmpty(t, s.Summary)
 	require.NotContains(t, s.Summary, "\n")
-
-	// The documented example must build.
-	var steps []struct {
-		Action string    `yaml:"action"`
-		With   yaml.Node `yaml:"with"`
-	}
-	require.NoError(t, yaml.Unmarshal([]byte(s.Example), &steps))
-	require.Len(t, steps, 1)
-	require.Equal(t, ID, steps[0].Action)
-	r := actions.NewRegistry()
-	require.NoError(t, r.Register(s))
-	_, _, err := r.Build("example.yaml", "with", ID, &steps[0].With)
-	require.NoError(t, err)
 }
 
 func TestParseJobPath(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -157,39 +156,6 @@ func TestNotConfigured(t *testing.T) {
 		t.Run(tc.id, func(t *testing.T) {
 			_, err := build(t, nil, tc.id, tc.src)
 			require.EqualError(t, err, "step.yaml:1:1: steps[0].with: kubernetes is not configured: set kubernetes.kubeconfig or run in-cluster")
-		})
-	}
-}
-
-// TestExamples builds every spec's documented example, so the examples
-// `selfheal actions` prints stay valid, and checks every parameter is
-// documented.
-func TestExamples(t *testing.T) {
-	r := actions.NewRegistry()
-	specs := Specs(Deps{Client: newFake()})
-	require.Len(t, specs, 3)
-	for _, s := range specs {
-		require.NoError(t, r.Register(s))
-	}
-	require.Equal(t, []string{RestartID, ScaleID, SetResourcesID}, r.IDs())
-	for _, s := range specs {
-		t.Run(s.ID, func(t *testing.T) {
-			require.NotEmpty(t, s.Summary)
-			var steps []struct {
-				Name   string    `yaml:"name"`
-				Action string    `yaml:"action"`
-				With   yaml.Node `yaml:"with"`
-			}
-			require.NoError(t, yaml.Unmarshal([]byte(s.Example), &steps))
-			require.NotEmpty(t, steps)
-			for _, st := range steps {
-				require.Equal(t, s.ID, st.Action)
-				_, _, err := r.Build("example.yaml", "with", st.Action, &st.With)
-				require.NoError(t, err, st.Name)
-			}
-			for _, p := range actions.Describe(s) {
-				require.NotEmpty(t, p.Doc, "parameter %s has no doc", p.Name)
-			}
 		})
 	}
 }

@@ -12,8 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/selfheal/selfheal/actions"
-	"github.com/selfheal/selfheal/actions/builtin"
 	"github.com/selfheal/selfheal/playbooks"
 )
 
@@ -100,33 +98,16 @@ func TestVersion(t *testing.T) {
 	require.Contains(t, stdout, "selfheal, version")
 }
 
-// TestActionExamplesAreValidSteps loads every action's documented example as
-// a playbook step, so `selfheal actions` never shows an example that fails.
-func TestActionExamplesAreValidSteps(t *testing.T) {
-	reg := actions.NewRegistry()
-	deps := placeholderDeps(nil)
-	require.NoError(t, builtin.Register(reg, deps))
-	for _, s := range builtin.Specs(deps) {
-		t.Run(s.ID, func(t *testing.T) {
-			require.NotEmpty(t, s.Example)
-			doc := "playbooks:\n  - name: example\n    match: ['a=\"b\"']\n    steps:\n" + indentLines(s.Example, "      ")
-			_, err := playbooks.Parse(reg, s.ID+"-example.yaml", []byte(doc))
-			require.NoError(t, err, doc)
-		})
-	}
+// TestActionsListsEveryType checks `selfheal actions` names every
+// registered type (actions/builtin checks the examples themselves).
+func TestActionsListsEveryType(t *testing.T) {
+	reg, err := newRegistry(nil, nil)
+	require.NoError(t, err)
 	code, stdout, _ := runCLI(t, "", "actions")
 	require.Equal(t, 0, code)
 	for _, id := range reg.IDs() {
 		require.Contains(t, stdout, id+": ")
 	}
-}
-
-func indentLines(s, pad string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	for i := range lines {
-		lines[i] = pad + lines[i]
-	}
-	return strings.Join(lines, "\n") + "\n"
 }
 
 // TestReadmePlaybooksAreValid checks every playbook example in README.md, so
