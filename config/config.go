@@ -16,6 +16,8 @@ import (
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/selfheal/selfheal/strictyaml"
 )
@@ -98,8 +100,29 @@ type BasicAuth struct {
 // Playbooks says where playbooks come from.
 type Playbooks struct {
 	// Files are globs; relative ones resolve against the config's folder.
-	Files      []string   `yaml:"files"`
-	Kubernetes *yaml.Node `yaml:"kubernetes"`
+	Files []string `yaml:"files"`
+	// Kubernetes loads playbooks from labelled ConfigMaps.
+	Kubernetes *PlaybooksKubernetes `yaml:"kubernetes"`
+}
+
+// PlaybooksKubernetes says which ConfigMaps hold playbooks. The API server
+// is the one of the top-level kubernetes section (in-cluster when absent).
+type PlaybooksKubernetes struct {
+	Enabled bool `yaml:"enabled"`
+	// Namespaces to watch; empty means every namespace (which needs a
+	// ClusterRole).
+	Namespaces []string `yaml:"namespaces"`
+	// LabelSelector picks the ConfigMaps, in kubectl's syntax.
+	LabelSelector string `yaml:"label_selector"`
+}
+
+// Selector returns the parsed label selector (checked at load).
+func (k *PlaybooksKubernetes) Selector() labels.Selector {
+	sel, err := labels.Parse(k.LabelSelector)
+	if err != nil {
+		panic("label selector not checked at load: " + err.Error())
+	}
+	return sel
 }
 
 // Engine sizes the engine.
@@ -153,13 +176,14 @@ func Parse(path string, data []byte) (*Config, error) {
 		name string
 		node *yaml.Node
 	}{
-		{"limits", c.Limits}, {"playbooks.kubernetes", c.Playbooks.Kubernetes},
+		{"limits", c.Limits},
 	} {
 		if s.node != nil {
 			errs = append(errs, strictyaml.Errorf(path, s.node, s.name, "not supported yet (planned for a later release)"))
 		}
 	}
 	errs = append(errs, c.Receiver.resolve(path, dir)...)
+	errs = append(errs, c.checkPlaybooksKubernetes(path, doc)...)
 	errs = append(errs, c.resolveAlertmanager(path, dir)...)
 	errs = append(errs, c.resolveJenkins(path, dir)...)
 	if c.Kubernetes != nil {
@@ -306,4 +330,50 @@ func (c *Config) resolveJenkins(file, dir string) []error {
 		}
 	}
 	return errs
+}
+
+// checkPlaybooksKubernetes fills in the default label selector and checks
+// the selector and namespaces.
+func (c *Config) checkPlaybooksKubernetes(path string, doc *yaml.Node) []error {
+	k := c.Playbooks.Kubernetes
+	if k == nil {
+		return nil
+	}
+	if k.LabelSelector == "" {
+		k.LabelSelector = DefaultPlaybookSelector
+	}
+	var errs []error
+	if _, err := labels.Parse(k.LabelSelector); err != nil {
+		errs = append(errs, strictyaml.Errorf(path, find(doc, "playbooks", "kubernetes", "label_selector"), "playbooks.kubernetes.label_selector", "%v", err))
+	}
+	for i, ns := range k.Namespaces {
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			errs = append(errs, strictyaml.Errorf(path, find(doc, "playbooks", "kubernetes", "namespaces"), fmt.Sprintf("playbooks.kubernetes.namespaces[%d]", i), "invalid namespace %q: %s", ns, strings.Join(msgs, "; ")))
+		}
+	}
+	return errs
+}
+
+// DefaultPlaybookSelector picks the ConfigMaps that hold playbooks.
+const DefaultPlaybookSelector = "selfheal.io/playbook=true"
+
+// find returns the value node at the mapping keys path under doc, or nil.
+func find(doc *yaml.Node, keys ...string) *yaml.Node {
+	n := doc
+	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, k := range keys {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				next = n.Content[i+1]
+			}
+		}
+		n = next
+	}
+	return n
 }
