@@ -3,8 +3,6 @@ package playbooks
 import (
 	"bytes"
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"slices"
@@ -46,8 +44,7 @@ func Parse(reg *actions.Registry, source string, data []byte) ([]*Playbook, erro
 	if doc.Kind == 0 { // empty, or only comments
 		return nil, nil
 	}
-	sum := sha256.Sum256(data)
-	p := &parser{reg: reg, file: source, revision: hex.EncodeToString(sum[:])[:12]}
+	p := &parser{reg: reg, file: source, revision: Revision(data)}
 	var raw rawFile
 	p.decode(doc, "", &raw) // an unknown top-level key must not hide the playbooks' errors
 	pbs := p.playbooks(raw.Playbooks)

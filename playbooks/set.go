@@ -75,6 +75,22 @@ func LoadFiles(reg *actions.Registry, globs []string) (*Set, error) {
 	return s, nil
 }
 
+// ReadFiles reads every file the globs match, for Catalog.Replace. A file
+// that cannot be read is a File with Err set; the error is about the globs
+// themselves.
+func ReadFiles(globs []string) ([]File, error) {
+	names, err := ExpandGlobs(globs)
+	files := make([]File, 0, len(names))
+	for _, n := range names {
+		data, rerr := os.ReadFile(n)
+		if rerr != nil {
+			rerr = fmt.Errorf("read playbook file: %w", rerr)
+		}
+		files = append(files, File{Source: n, Data: data, Err: rerr})
+	}
+	return files, err
+}
+
 // ExpandGlobs returns the files the globs match, each once, in glob order
 // and then lexical order. A glob matching nothing is not an error; a
 // malformed one is.
