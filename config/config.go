@@ -101,6 +101,9 @@ type BasicAuth struct {
 type Playbooks struct {
 	// Files are globs; relative ones resolve against the config's folder.
 	Files []string `yaml:"files"`
+	// WatchFiles reloads the files when their folders change on disk
+	// (inotify); false leaves SIGHUP and POST /-/reload. Default true.
+	WatchFiles bool `yaml:"watch_files"`
 	// Kubernetes loads playbooks from labelled ConfigMaps.
 	Kubernetes *PlaybooksKubernetes `yaml:"kubernetes"`
 }
@@ -142,9 +145,10 @@ type Storage struct {
 // Default returns the configuration used for what a file leaves out.
 func Default() Config {
 	return Config{
-		Receiver: Receiver{MaxBodyBytes: 4 * units.MiB, InboxSize: 10000},
-		Engine:   Engine{Workers: 4, Queue: 256, ShutdownGrace: model.Duration(30 * time.Second)},
-		Storage:  Storage{Retention: model.Duration(7 * 24 * time.Hour)},
+		Receiver:  Receiver{MaxBodyBytes: 4 * units.MiB, InboxSize: 10000},
+		Playbooks: Playbooks{WatchFiles: true},
+		Engine:    Engine{Workers: 4, Queue: 256, ShutdownGrace: model.Duration(30 * time.Second)},
+		Storage:   Storage{Retention: model.Duration(7 * 24 * time.Hour)},
 	}
 }
 

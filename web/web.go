@@ -27,6 +27,13 @@ type Options struct {
 	Webhook   http.Handler
 	Runs      Runs
 	Playbooks func() *playbooks.Set
+	// Sources lists every playbook source with its active revision and
+	// last error.
+	Sources func() []playbooks.SourceStatus
+	// Reload reloads the playbook files (POST /-/reload).
+	Reload func() error
+	// Kubernetes is the ConfigMap watcher's status; nil when not watching.
+	Kubernetes func() any
 	Ready     func() bool
 	Node      string
 	Version   string
@@ -69,13 +76,46 @@ func Handler(o Options) http.Handler {
 		}
 	})
 	mux.HandleFunc("GET /api/v1/playbooks", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"playbooks": describe(o.Playbooks())})
+		sources := []playbooks.SourceStatus{}
+		if o.Sources != nil {
+			sources = append(sources, o.Sources()...)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"playbooks": describe(o.Playbooks()), "sources": sources})
 	})
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{
+		st := map[string]any{
 			"node": o.Node, "version": o.Version, "ready": o.Ready(),
 			"playbooks": o.Playbooks().Len(), "time": time.Now().UTC(),
-		})
+		}
+		if o.Sources != nil {
+			failing := []string{}
+			for _, s := range o.Sources() {
+				if s.LastError != "" {
+					failing = append(failing, s.Source)
+				}
+			}
+			st["failingSources"] = failing
+		}
+		if o.Kubernetes != nil {
+			st["kubernetes"] = o.Kubernetes()
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			w.Header().Set("Allow", "POST, PUT")
+			http.Error(w, "Only POST or PUT requests allowed.", http.StatusMethodNotAllowed)
+			return
+		}
+		if o.Reload == nil {
+			http.Error(w, "Reload is not available.", http.StatusNotImplemented)
+			return
+		}
+		if err := o.Reload(); err != nil {
+			http.Error(w, "failed to reload playbook files; the last good version of each stays active:\n"+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write([]byte("Reloaded.\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {

@@ -2,9 +2,11 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,7 +66,7 @@ func TestAPI(t *testing.T) {
 	require.Equal(t, 400, code)
 	code, body = get("/api/v1/playbooks")
 	require.Equal(t, 200, code)
-	require.JSONEq(t, `{"playbooks": []}`, body)
+	require.JSONEq(t, `{"playbooks": [], "sources": []}`, body)
 
 	code, _ = get("/-/ready")
 	require.Equal(t, 503, code)
@@ -75,4 +77,55 @@ func TestAPI(t *testing.T) {
 	require.Equal(t, 200, code)
 	code, _ = get("/metrics")
 	require.Equal(t, 200, code)
+}
+
+func TestReloadAndSources(t *testing.T) {
+	var reloadErr error
+	reloads := 0
+	srv := httptest.NewServer(Handler(Options{
+		Webhook:   http.NotFoundHandler(),
+		Playbooks: func() *playbooks.Set { return &playbooks.Set{} },
+		Sources: func() []playbooks.SourceStatus {
+			return []playbooks.SourceStatus{{Source: "configmap/ops/disk/a.yaml", Revision: "abc", Playbooks: []string{"clean"}, LatestRevision: "def", LastError: "configmap/ops/disk/a.yaml:4:5: playbooks[0]: unknown field \"x\""}}
+		},
+		Reload:     func() error { reloads++; return reloadErr },
+		Kubernetes: func() any { return map[string]any{"problems": []string{"forbidden: needs verb list on resource configmaps"}} },
+		Ready:      func() bool { return true },
+		Gatherer:   prometheus.NewPedanticRegistry(),
+	}))
+	defer srv.Close()
+	do := func(method, path string) (int, string) {
+		req, err := http.NewRequest(method, srv.URL+path, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(body)
+	}
+
+	code, _ := do("GET", "/-/reload")
+	require.Equal(t, 405, code)
+	require.Zero(t, reloads, "GET does not reload")
+	code, body := do("POST", "/-/reload")
+	require.Equal(t, 200, code)
+	require.Equal(t, "Reloaded.\n", body)
+	reloadErr = errors.New("pb.yaml:3:7: playbooks[0].steps: unknown field \"stpes\"")
+	code, body = do("POST", "/-/reload")
+	require.Equal(t, 500, code)
+	require.Contains(t, body, "pb.yaml:3:7: playbooks[0].steps: unknown field")
+	require.Equal(t, 2, reloads)
+
+	code, body = do("GET", "/api/v1/playbooks")
+	require.Equal(t, 200, code)
+	var pl struct{ Sources []playbooks.SourceStatus }
+	require.NoError(t, json.Unmarshal([]byte(body), &pl))
+	require.Equal(t, "abc", pl.Sources[0].Revision)
+	require.Contains(t, pl.Sources[0].LastError, "4:5")
+
+	code, body = do("GET", "/api/v1/status")
+	require.Equal(t, 200, code)
+	require.True(t, strings.Contains(body, `"failingSources": [`) && strings.Contains(body, "configmap/ops/disk/a.yaml"), body)
+	require.Contains(t, body, "forbidden: needs verb list on resource configmaps")
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -19,11 +20,13 @@ import (
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+	"k8s.io/klog/v2"
 
 	"github.com/selfheal/selfheal/config"
 	"github.com/selfheal/selfheal/engine"
 	"github.com/selfheal/selfheal/ha"
 	"github.com/selfheal/selfheal/playbooks"
+	"github.com/selfheal/selfheal/playbooks/kube"
 	"github.com/selfheal/selfheal/receiver"
 	shweb "github.com/selfheal/selfheal/web"
 )
@@ -87,12 +90,6 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	set, err := playbooks.LoadFiles(registry, cfg.Playbooks.Files)
-	if err != nil {
-		return fmt.Errorf("load playbooks:\n%w", err)
-	}
-	logger.Info("playbooks loaded", "count", set.Len(), "files", cfg.Playbooks.Files)
-
 	eng := engine.New(inbox, store, engine.Options{
 		Workers:       cfg.Engine.Workers,
 		Queue:         cfg.Engine.Queue,
@@ -101,7 +98,22 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		Logger:        logger,
 		Registerer:    reg,
 	})
-	eng.SetPlaybooks(set)
+	catalog := playbooks.NewCatalog(registry, playbooks.CatalogOptions{Logger: logger, Swap: eng.SetPlaybooks})
+	reg.MustRegister(catalog)
+	files := &fileSource{globs: cfg.Playbooks.Files, catalog: catalog, logger: logger}
+	if err := files.reload(); err != nil {
+		return fmt.Errorf("load playbooks:\n%w", err)
+	}
+	logger.Info("playbook files loaded", "playbooks", catalog.Set().Len(), "files", cfg.Playbooks.Files)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var cms *kube.Watcher
+	if k := cfg.Playbooks.Kubernetes; k != nil && k.Enabled {
+		if cms, err = startConfigMaps(ctx, cfg, catalog, logger); err != nil {
+			return err
+		}
+	}
 
 	var ready atomic.Bool
 	rcv := receiver.New(inbox, receiver.Options{
@@ -113,7 +125,8 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	})
 	srv := &http.Server{
 		Handler: shweb.Handler(shweb.Options{
-			Webhook: rcv, Runs: store, Playbooks: eng.Playbooks, Ready: ready.Load,
+			Webhook: rcv, Runs: store, Playbooks: eng.Playbooks, Sources: catalog.Statuses,
+			Reload: files.reload, Kubernetes: kubeStatus(cms), Ready: ready.Load,
 			Node: c.node, Version: version.Version, Gatherer: reg,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -121,8 +134,13 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	}
 
 	var g run.Group
-	ctx, cancel := context.WithCancel(context.Background())
 	g.Add(run.SignalHandler(ctx, os.Interrupt, syscall.SIGTERM))
+	g.Add(func() error { files.onSIGHUP(ctx); return nil }, func(error) { cancel() })
+	if cfg.Playbooks.WatchFiles && len(cfg.Playbooks.Files) > 0 {
+		g.Add(func() error {
+			return playbooks.WatchFiles(ctx, cfg.Playbooks.Files, playbooks.WatchOptions{Logger: logger}, func() { _ = files.reload() })
+		}, func(error) { cancel() })
+	}
 	g.Add(func() error { return eng.Run(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return prune(ctx, store, time.Duration(cfg.Storage.Retention), logger) }, func(error) { cancel() })
 	g.Add(func() error {
@@ -144,6 +162,87 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		return nil
 	}
 	return err
+}
+
+// fileSource is the config's playbook files as one owner of the catalog.
+type fileSource struct {
+	globs   []string
+	catalog *playbooks.Catalog
+	logger  *slog.Logger
+}
+
+// reload reads every file the globs match and hands them to the catalog:
+// changed files are parsed, vanished ones removed, broken ones keep their
+// last good version. The error lists every file that is not active as it
+// is on disk (for POST /-/reload).
+func (f *fileSource) reload() error {
+	files, err := playbooks.ReadFiles(f.globs)
+	res := f.catalog.Replace("files", files)
+	return errors.Join(err, res.Err())
+}
+
+// onSIGHUP reloads the files on every SIGHUP until ctx is done.
+func (f *fileSource) onSIGHUP(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			f.logger.Info("SIGHUP: reloading playbook files")
+			if err := f.reload(); err != nil {
+				f.logger.Error("reload playbook files", "err", err)
+			}
+		}
+	}
+}
+
+// startConfigMaps starts watching labelled ConfigMaps and waits (bounded)
+// until they are loaded, so alerts are not matched against a partial set.
+// Missing permissions are logged as a clear error and shown in
+// /api/v1/status; the watcher keeps retrying, so a later grant heals it.
+func startConfigMaps(ctx context.Context, cfg *config.Config, catalog *playbooks.Catalog, logger *slog.Logger) (*kube.Watcher, error) {
+	k := cfg.Playbooks.Kubernetes
+	kc := cfg.Kubernetes
+	if kc == nil {
+		kc = &config.Kubernetes{}
+	}
+	client, _, err := kubeClients(kc)
+	if err != nil {
+		return nil, fmt.Errorf("playbooks.kubernetes: %w", err)
+	}
+	klog.SetSlogLogger(logger.With("component", "client-go"))
+	w := kube.New(client, catalog, kube.Options{Namespaces: k.Namespaces, Selector: k.Selector(), Logger: logger})
+	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+	permErr := w.CheckPermissions(cctx)
+	ccancel()
+	if permErr != nil {
+		logger.Error("playbooks from ConfigMaps may be incomplete", "err", permErr)
+	}
+	go func() { _ = w.Run(ctx) }()
+	if permErr != nil {
+		return w, nil // do not hold the start for an informer that cannot list
+	}
+	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+	defer scancel()
+	start := time.Now()
+	if w.WaitForSync(sctx) {
+		logger.Info("playbook ConfigMaps loaded", "selector", k.LabelSelector, "namespaces", k.Namespaces, "took", time.Since(start), "playbooks", catalog.Set().Len())
+	} else {
+		logger.Error("playbook ConfigMaps not listed within 30s; going on, they load when the API server answers", "selector", k.LabelSelector)
+	}
+	return w, nil
+}
+
+// kubeStatus is the watcher's status for /api/v1/status, nil when
+// ConfigMaps are not watched.
+func kubeStatus(w *kube.Watcher) func() any {
+	if w == nil {
+		return nil
+	}
+	return func() any { return w.Status() }
 }
 
 func authFrom(r config.Receiver) receiver.Auth {
