@@ -45,6 +45,8 @@ func crashConfig(t *testing.T, dir string, workers, queue int, playbooks string)
 type runView struct {
 	ID       string `json:"id"`
 	Playbook string `json:"playbook"`
+	Source   string `json:"source"`
+	Revision string `json:"revision"`
 	State    string `json:"state"`
 	Reason   string `json:"reason"`
 }

@@ -128,6 +128,9 @@ kubernetes:
 	eventually(t, 30*time.Second, "the ConfigMap's playbook to run", func() bool { return len(lines(t, ran)) == 1 })
 	require.True(t, strings.HasPrefix(lines(t, ran)[0], "clean-data-worker "))
 	good := apiPlaybooks(t, d).source(source).Revision
+	eventually(t, 10*time.Second, "the run record", func() bool { r := runs(t, d); return len(r) == 1 && r[0].State == "succeeded" })
+	require.Equal(t, source, runs(t, d)[0].Source, "run records name the ConfigMap key")
+	require.Equal(t, good, runs(t, d)[0].Revision)
 
 	// A broken update: a syntax error in one key, an unknown field in another.
 	cm.Data["clean.yaml"] = strings.Replace(playbookFile("clean-data-worker", ran), "    steps:", "    step_timeout: 5m\n    steps:", 1)
