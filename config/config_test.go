@@ -48,7 +48,7 @@ func TestParseErrors(t *testing.T) {
 		{"alertmanager url", "receiver: {insecure: true}\nalertmanager: {url: am:9093}\n", []string{`alertmanager.url: want an http(s) URL like http://alertmanager:9093, got "am:9093"`}},
 		{"bad size", "receiver: {insecure: true, max_body_bytes: lots}\n", []string{`c.yml:1:44: receiver.max_body_bytes: units: invalid lots`}},
 		{"zero workers", "receiver: {insecure: true}\nengine: {workers: 0}\n", []string{"engine.workers: must be greater than 0, got 0"}},
-		{"syntax", "receiver: [\n", []string{"c.yml:1: syntax error:"}},
+		{"syntax", "receiver: [\n", []string{"c.yml:1:11: syntax error: sequence end token ']' not found"}},
 		{"basic auth without password", "receiver:\n  basic_auth: {username: u}\n", []string{"set exactly one of password and password_file"}},
 	}
 	for _, c := range cases {

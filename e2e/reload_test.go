@@ -138,7 +138,7 @@ kubernetes:
 	cm, err = c.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	unknown := source + `:4:5: playbooks[0]: unknown field "step_timeout"`
-	syntax := "configmap/" + ns + "/spark/more.yaml:2: syntax error" // the line yaml.v3 reports; it gives no column
+	syntax := "configmap/" + ns + "/spark/more.yaml:3:12: syntax error: sequence end token ']' not found"
 	eventually(t, 10*time.Second, "the errors in /api/v1/playbooks", func() bool {
 		v := apiPlaybooks(t, d)
 		return strings.Contains(v.source(source).LastError, unknown) && strings.Contains(v.source("configmap/"+ns+"/spark/more.yaml").LastError, syntax)

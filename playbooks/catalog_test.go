@@ -69,7 +69,7 @@ func TestCatalogBrokenUpdateKeepsLastGoodVersion(t *testing.T) {
 
 	syntax := []byte("playbooks:\n  - name: [\n")
 	res = r.Replace("configmap/ops/disk", []File{{Source: "configmap/ops/disk/a.yaml", Data: syntax}})
-	require.ErrorContains(t, res.Err(), "configmap/ops/disk/a.yaml:2: syntax error")
+	require.ErrorContains(t, res.Err(), "configmap/ops/disk/a.yaml:2:11: syntax error: sequence end token ']' not found")
 	require.Same(t, good, r.Set().Get("clean-disk"))
 
 	fixed := book("clean-disk", "clean-tmp")

@@ -25,7 +25,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "syntax error",
 			in:   lines("playbooks:", "  - name: a", "    match: [x=\"y\"]", "    description: 'free disk"),
-			want: []string{"pb.yaml:4: syntax error: found unexpected end of stream"},
+			want: []string{"pb.yaml:4:18: syntax error: could not find end character of single-quoted text"},
 		},
 		{
 			name: "document is not a mapping",

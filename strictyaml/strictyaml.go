@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 
+	goccy "github.com/goccy/go-yaml"
+	goccyparser "github.com/goccy/go-yaml/parser"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -67,8 +69,11 @@ func Errorf(file string, node *yaml.Node, path, format string, args ...any) *Err
 
 var lineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?`)
 
-// Parse parses data into a document node. A syntax error names the file
-// and the line the YAML parser reports (it gives no column).
+// Parse parses data into a document node. A syntax error names the file,
+// line and column: go.yaml.in/yaml/v3 reports only a line (for parser
+// errors the line before the problem), so the position and message come
+// from a second parser, github.com/goccy/go-yaml, which reports both; when
+// that one finds no error, yaml/v3's own message and line are kept.
 func Parse(file string, data []byte) (*yaml.Node, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -77,9 +82,28 @@ func Parse(file string, data []byte) (*yaml.Node, error) {
 			e.Line, _ = strconv.Atoi(m[1])
 			e.Msg = "syntax error: " + e.Msg[len(m[0]):]
 		}
+		if line, col, msg, ok := syntaxPosition(data); ok {
+			e.Line, e.Column, e.Msg = line, col, "syntax error: "+msg
+		}
 		return nil, e
 	}
 	return &doc, nil
+}
+
+// syntaxPosition asks goccy/go-yaml where data's syntax error is. It only
+// locates: a panic in it (fuzzing input) leaves yaml/v3's answer.
+func syntaxPosition(data []byte) (line, col int, msg string, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	_, err := goccyparser.ParseBytes(data, 0)
+	var se *goccy.SyntaxError
+	if errors.As(err, &se) && se.Token != nil && se.Token.Position != nil && se.Token.Position.Line > 0 {
+		return se.Token.Position.Line, se.Token.Position.Column, se.Message, true
+	}
+	return 0, 0, "", false
 }
 
 // Decode decodes node into out, which must be a non-nil pointer. path is the

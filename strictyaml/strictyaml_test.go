@@ -63,11 +63,17 @@ f.yaml:8:6: ptr: expected a mapping, got a list
 f.yaml:9:1: field "name" given twice`, err.Error())
 }
 
+// TestParseSyntaxError: syntax errors carry line and column. yaml/v3 alone
+// would say "line 2" for the unclosed flow sequence opened on line 3.
 func TestParseSyntaxError(t *testing.T) {
-	_, err := Parse("f.yaml", []byte("a: 'unterminated\nb: c\n"))
-	require.Error(t, err)
-	require.Contains(t, err.Error(), "f.yaml:")
-	require.Contains(t, err.Error(), "syntax error:")
+	for src, want := range map[string]string{
+		"a: 'unterminated\nb: c\n":                    "f.yaml:1:4: syntax error: could not find end character of single-quoted text",
+		"playbooks:\n  - name: x\n    match: ['a=b'\n": "f.yaml:3:12: syntax error: sequence end token ']' not found",
+		"a:\n\t- b\n":                                 "f.yaml:2:1: syntax error: found character '\t' that cannot start any token",
+	} {
+		_, err := Parse("f.yaml", []byte(src))
+		require.EqualError(t, err, want, src)
+	}
 }
 
 func TestDecodeNeedsPointer(t *testing.T) {

@@ -151,7 +151,7 @@ func TestConfigMapLifecycleAgainstAPIServer(t *testing.T) {
 	_, err = c.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	unknown := fmt.Sprintf("configmap/%s/disk/b.yml:4:5: playbooks[0]: unknown field \"retries\"", ns)
-	syntax := fmt.Sprintf("configmap/%s/disk/a.yaml:3: syntax error", ns)
+	syntax := fmt.Sprintf("configmap/%s/disk/a.yaml:3:12: syntax error: sequence end token ']' not found", ns)
 	eventually(t, "both errors reported", func() bool {
 		a, _ := r.status("configmap/" + ns + "/disk/a.yaml")
 		b, _ := r.status("configmap/" + ns + "/disk/b.yml")
