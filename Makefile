@@ -66,6 +66,7 @@ e2e: deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./receiver/
 	$(GO) test -run '^$$' -fuzz '^FuzzPlaybooks$$' -fuzztime $(FUZZTIME) ./playbooks/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./playbooks/kube/
 
 ## bench: run the benchmarks
 bench:
@@ -90,5 +91,6 @@ tidy-check:
 ## check-examples: validate the example config and playbooks with selfheal check
 check-examples: build
 	./$(BIN) check --config.file=examples/local/selfheal.yml
+	./$(BIN) check examples/kubernetes/playbooks-configmap.yaml
 
 .PHONY: help build run deps k8s-up k8s-down test test-short e2e fuzz bench vet lint fmt tidy-check check-examples

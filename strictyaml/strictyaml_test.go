@@ -67,9 +67,9 @@ f.yaml:9:1: field "name" given twice`, err.Error())
 // would say "line 2" for the unclosed flow sequence opened on line 3.
 func TestParseSyntaxError(t *testing.T) {
 	for src, want := range map[string]string{
-		"a: 'unterminated\nb: c\n":                    "f.yaml:1:4: syntax error: could not find end character of single-quoted text",
+		"a: 'unterminated\nb: c\n":                     "f.yaml:1:4: syntax error: could not find end character of single-quoted text",
 		"playbooks:\n  - name: x\n    match: ['a=b'\n": "f.yaml:3:12: syntax error: sequence end token ']' not found",
-		"a:\n\t- b\n":                                 "f.yaml:2:1: syntax error: found character '\t' that cannot start any token",
+		"a:\n\t- b\n": "f.yaml:2:1: syntax error: found character '\t' that cannot start any token",
 	} {
 		_, err := Parse("f.yaml", []byte(src))
 		require.EqualError(t, err, want, src)

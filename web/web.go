@@ -34,10 +34,10 @@ type Options struct {
 	Reload func() error
 	// Kubernetes is the ConfigMap watcher's status; nil when not watching.
 	Kubernetes func() any
-	Ready     func() bool
-	Node      string
-	Version   string
-	Gatherer  prometheus.Gatherer
+	Ready      func() bool
+	Node       string
+	Version    string
+	Gatherer   prometheus.Gatherer
 }
 
 // Handler returns the router for every path of DESIGN §6 served so far.

@@ -88,10 +88,12 @@ func TestReloadAndSources(t *testing.T) {
 		Sources: func() []playbooks.SourceStatus {
 			return []playbooks.SourceStatus{{Source: "configmap/ops/disk/a.yaml", Revision: "abc", Playbooks: []string{"clean"}, LatestRevision: "def", LastError: "configmap/ops/disk/a.yaml:4:5: playbooks[0]: unknown field \"x\""}}
 		},
-		Reload:     func() error { reloads++; return reloadErr },
-		Kubernetes: func() any { return map[string]any{"problems": []string{"forbidden: needs verb list on resource configmaps"}} },
-		Ready:      func() bool { return true },
-		Gatherer:   prometheus.NewPedanticRegistry(),
+		Reload: func() error { reloads++; return reloadErr },
+		Kubernetes: func() any {
+			return map[string]any{"problems": []string{"forbidden: needs verb list on resource configmaps"}}
+		},
+		Ready:    func() bool { return true },
+		Gatherer: prometheus.NewPedanticRegistry(),
 	}))
 	defer srv.Close()
 	do := func(method, path string) (int, string) {

@@ -7,9 +7,12 @@ import (
 	"os"
 
 	"github.com/alecthomas/kingpin/v2"
+	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/config"
 	"github.com/selfheal/selfheal/playbooks"
+	"github.com/selfheal/selfheal/playbooks/kube"
 )
 
 type checkCmd struct {
@@ -19,9 +22,9 @@ type checkCmd struct {
 
 func newCheckCmd(app *kingpin.Application) *checkCmd {
 	c := &checkCmd{}
-	cmd := app.Command("check", "Validate the config file and playbook files; exit 1 listing every error.")
-	cmd.Flag("config.file", "Config file to check, with the playbook files it names.").StringVar(&c.configFile)
-	cmd.Arg("playbook-files", "Playbook files to check.").StringsVar(&c.files)
+	cmd := app.Command("check", "Validate the config file, playbook files and Kubernetes manifests of playbook ConfigMaps; exit 1 listing every error.")
+	cmd.Flag("config.file", "Config file to check, with the playbook files it names; its playbooks.kubernetes.label_selector is the one manifests are checked against.").StringVar(&c.configFile)
+	cmd.Arg("files", "Playbook files, or Kubernetes manifests (YAML streams or kubectl get -o yaml lists) of ConfigMaps holding playbooks.").StringsVar(&c.files)
 	return c
 }
 
@@ -60,6 +63,11 @@ func (c *checkCmd) run(stdout, stderr io.Writer) int {
 		report("actions", err)
 		return 1
 	}
+	sel, err := playbookSelector(cfg)
+	if err != nil {
+		report("label selector", err)
+		return 1
+	}
 	files, err := playbooks.ExpandGlobs(append(globs, c.files...))
 	report("playbook globs", err)
 	var all []*playbooks.Playbook
@@ -67,6 +75,10 @@ func (c *checkCmd) run(stdout, stderr io.Writer) int {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			report(f, err)
+			continue
+		}
+		if kube.IsManifest(data) {
+			all = append(all, checkManifest(reg, f, data, sel, stdout, report)...)
 			continue
 		}
 		pbs, err := playbooks.Parse(reg, f, data)
@@ -83,6 +95,43 @@ func (c *checkCmd) run(stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// checkManifest reports on every playbook file of the ConfigMaps in a
+// manifest and returns the playbooks the daemon would load from it, for the
+// check across files: those of ConfigMaps whose labels do not match sel are
+// validated but left out.
+func checkManifest(reg *actions.Registry, file string, data []byte, sel labels.Selector, stdout io.Writer, report func(string, error)) []*playbooks.Playbook {
+	m, err := kube.ParseManifest(reg, file, data, sel)
+	var loaded []*playbooks.Playbook
+	for _, f := range m.Files {
+		name := fmt.Sprintf("%s:%d:%d: %s", file, f.Pos.Line, f.Pos.Column, f.Source)
+		if f.Warning != "" {
+			fmt.Fprintf(stdout, "WARNING: %s: %s\n", name, f.Warning)
+		}
+		report(name, f.Err)
+		if f.Err != nil {
+			continue
+		}
+		fmt.Fprintf(stdout, "SUCCESS: %s: %d playbooks\n", name, len(f.Playbooks))
+		if f.Warning == "" {
+			loaded = append(loaded, f.Playbooks...)
+		}
+	}
+	for _, s := range m.Skipped {
+		fmt.Fprintf(stdout, "SKIPPED: %s:%d:%d: %s: %s\n", file, s.Pos.Line, s.Pos.Column, s.Object, s.Reason)
+	}
+	report(file, err)
+	return loaded
+}
+
+// playbookSelector returns the label selector of the ConfigMaps the daemon
+// loads playbooks from: the config's, or the default.
+func playbookSelector(cfg *config.Config) (labels.Selector, error) {
+	if cfg != nil && cfg.Playbooks.Kubernetes != nil {
+		return cfg.Playbooks.Kubernetes.Selector(), nil
+	}
+	return labels.Parse(config.DefaultPlaybookSelector)
 }
 
 // flatten lists the leaves of a tree of joined errors, one per problem.

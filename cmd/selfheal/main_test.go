@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/selfheal/selfheal/playbooks"
+	"github.com/selfheal/selfheal/playbooks/kube"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -118,15 +119,25 @@ func TestReadmePlaybooksAreValid(t *testing.T) {
 	blocks := strings.Split(string(data), "```yaml\n")[1:]
 	reg, err := newRegistry(nil, nil)
 	require.NoError(t, err)
-	n := 0
+	n, manifests := 0, 0
 	for i, b := range blocks {
 		doc, _, _ := strings.Cut(b, "```")
-		if !strings.HasPrefix(doc, "playbooks:") {
-			continue
+		name := fmt.Sprintf("README.md block %d", i+1)
+		switch {
+		case strings.HasPrefix(doc, "playbooks:"):
+			n++
+			_, err := playbooks.Parse(reg, name, []byte(doc))
+			require.NoError(t, err)
+		case kube.IsManifest([]byte(doc)):
+			manifests++
+			m, err := kube.ParseManifest(reg, name, []byte(doc), nil)
+			require.NoError(t, err)
+			require.NotEmpty(t, m.Files, name)
+			for _, f := range m.Files {
+				require.NoError(t, f.Err, name)
+			}
 		}
-		n++
-		_, err := playbooks.Parse(reg, fmt.Sprintf("README.md block %d", i+1), []byte(doc))
-		require.NoError(t, err)
 	}
 	require.GreaterOrEqual(t, n, 5)
+	require.GreaterOrEqual(t, manifests, 1, "the ConfigMap example")
 }

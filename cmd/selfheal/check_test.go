@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// positions returns the 1-based line:column of every line's first
+// occurrence of s in the file, so tests state positions counted from the
+// fixture itself.
+func positions(t *testing.T, file, s string) []string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	require.NoError(t, err)
+	var out []string
+	for i, line := range strings.Split(string(data), "\n") {
+		if c := strings.Index(line, s); c >= 0 {
+			out = append(out, fmt.Sprintf("%d:%d", i+1, c+1))
+		}
+	}
+	return out
+}
+
+// position returns the line:column of the first occurrence of s.
+func position(t *testing.T, file, s string) string {
+	t.Helper()
+	all := positions(t, file, s)
+	require.NotEmpty(t, all, "%q not in %s", s, file)
+	return all[0]
+}
+
+// TestCheckManifest checks a manifest with one good and one broken
+// ConfigMap: exit 1, each error at its line in the manifest.
+func TestCheckManifest(t *testing.T) {
+	const file = "testdata/configmaps.yaml"
+	code, stdout, stderr := runCLI(t, "", "check", file)
+	require.Equal(t, 1, code)
+	require.Equal(t, "SUCCESS: testdata/configmaps.yaml:10:3: configmap/ops/disk/disk.yaml: 2 playbooks\n", stdout)
+	golden(t, "check-configmaps.stderr", stderr)
+
+	// The unknown field "comand" is on line 47 of the manifest, at column 15.
+	require.Equal(t, "47:15", position(t, file, "comand:"))
+	require.Contains(t, stderr, "  testdata/configmaps.yaml:47:15: playbooks[0].steps[0].with: unknown field \"comand\"\n")
+	// The YAML syntax error (a second ": " in a plain value) is on line 51;
+	// the column is the YAML parser's choice.
+	require.Equal(t, "51:9", position(t, file, "description: Restart: it is stuck"))
+	require.Regexp(t, `(?m)^  testdata/configmaps\.yaml:51(:\d+)?: syntax error: mapping values? (is|are) not allowed in this context$`, stderr)
+}
+
+// TestCheckKubectlList checks what `kubectl get configmaps -o yaml` prints.
+func TestCheckKubectlList(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "", "check", "testdata/kubectl-list.yaml")
+	require.Equal(t, 0, code, stderr)
+	require.Empty(t, stderr)
+	golden(t, "check-kubectl-list.stdout", stdout)
+}
+
+// TestCheckUnlabelledConfigMap checks that a ConfigMap the daemon would not
+// load is validated all the same, with a warning, and that the selector is
+// the config's when it sets one.
+func TestCheckUnlabelledConfigMap(t *testing.T) {
+	const file = "testdata/unlabelled.yaml"
+	code, stdout, stderr := runCLI(t, "", "check", file)
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "WARNING: testdata/unlabelled.yaml:10:3: configmap/ops/forgotten/forgotten.yaml: not loaded by selfheal: labels do not match selfheal.io/playbook=true\n"+
+		"SUCCESS: testdata/unlabelled.yaml:10:3: configmap/ops/forgotten/forgotten.yaml: 1 playbooks\n", stdout)
+
+	// Still validated: break it and the check fails.
+	data, err := os.ReadFile(file)
+	require.NoError(t, err)
+	broken := filepath.Join(t.TempDir(), "unlabelled.yaml")
+	require.NoError(t, os.WriteFile(broken, []byte(strings.Replace(string(data), "command:", "comand:", 1)), 0o644))
+	code, _, stderr = runCLI(t, "", "check", broken)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, `unknown field "comand"`)
+
+	cfg := filepath.Join(t.TempDir(), "selfheal.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte("receiver: {insecure: true}\nplaybooks:\n  kubernetes: {enabled: true, label_selector: app=ops-tools}\n"), 0o644))
+	code, stdout, stderr = runCLI(t, "", "check", "--config.file="+cfg, file)
+	require.Equal(t, 0, code, stderr)
+	require.NotContains(t, stdout, "WARNING")
+	require.Contains(t, stdout, "SUCCESS: testdata/unlabelled.yaml:10:3: configmap/ops/forgotten/forgotten.yaml: 1 playbooks\n")
+}
+
+// TestCheckManifestNameClash checks that a name defined in two ConfigMaps
+// is reported at both places in the manifest.
+func TestCheckManifestNameClash(t *testing.T) {
+	const file = "testdata/clash.yaml"
+	code, _, stderr := runCLI(t, "", "check", file)
+	require.Equal(t, 1, code)
+	require.Equal(t, []string{"11:15", "25:15"}, positions(t, file, "restart-consumer"))
+	require.Equal(t, "FAILED: playbooks across files\n"+
+		"  playbook \"restart-consumer\" is defined twice: in testdata/clash.yaml:11:15 and in testdata/clash.yaml:25:15\n", stderr)
+}
+
+// TestCheckManifestQuotedValue checks the rendering of an error in a value
+// that is not a literal block: the value's position in the manifest, then
+// the position inside the value.
+func TestCheckManifestQuotedValue(t *testing.T) {
+	const file = "testdata/quoted.yaml"
+	code, stdout, stderr := runCLI(t, "", "check", file)
+	require.Equal(t, 1, code)
+	require.Empty(t, stdout)
+	require.Equal(t, "9:16", position(t, file, `"playbooks:`))
+	require.Equal(t, "FAILED: testdata/quoted.yaml:9:3: configmap/ops/quoted/quoted.yaml\n"+
+		"  testdata/quoted.yaml:9:16: configmap/ops/quoted/quoted.yaml:5:62: playbooks[0].steps[0].with: unknown field \"comand\"\n", stderr)
+}
+
+// TestCheckPlaybookFilesAndManifests checks that playbooks of files and of
+// manifests share one namespace.
+func TestCheckPlaybookFilesAndManifests(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "", "check", "testdata/playbooks.yaml", "testdata/kubectl-list.yaml")
+	require.Equal(t, 1, code)
+	require.Contains(t, stdout, "SUCCESS: testdata/playbooks.yaml: 4 playbooks\n")
+	require.Contains(t, stderr, `playbook "clean-data-worker" is defined twice: in testdata/playbooks.yaml:`)
+	require.Contains(t, stderr, " and in testdata/kubectl-list.yaml:7:17\n")
+}
+
+// TestCheckExampleConfigMap keeps the shipped ConfigMap example valid.
+func TestCheckExampleConfigMap(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "", "check", "../../examples/kubernetes/playbooks-configmap.yaml")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "configmap/monitoring/selfheal-playbooks/prometheus.yaml: 1 playbooks")
+}
