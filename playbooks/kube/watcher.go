@@ -2,7 +2,9 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -12,6 +14,7 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
@@ -201,8 +204,13 @@ func (w *Watcher) remove(obj any) {
 	w.catalog.Replace(Owner(cm.Namespace, cm.Name), nil)
 }
 
-// watchError records why an informer cannot list or watch.
+// watchError records why an informer cannot list or watch. A watch that
+// ended (EOF) or expired (410 Gone) is routine: the reflector lists again.
 func (w *Watcher) watchError(nw *nsWatch, err error) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+		w.o.Logger.Debug("ConfigMap watch ended; the informer resumes", "namespace", nw.namespace, "err", err)
+		return
+	}
 	where := "all namespaces"
 	if nw.namespace != "" {
 		where = "namespace " + nw.namespace

@@ -2,7 +2,9 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -11,8 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
@@ -370,4 +374,16 @@ func TestEventMessageIsCut(t *testing.T) {
 	require.True(t, strings.HasSuffix(msg, "/api/v1/playbooks)"))
 	require.True(t, strings.HasPrefix(msg, "éé"))
 	require.Equal(t, "short", eventMessage("short"))
+}
+
+// TestRoutineWatchEndsAreNotErrors: a watch that expires (410) or ends is
+// resumed by the reflector and must not show as a problem; a 403 must.
+func TestRoutineWatchEndsAreNotErrors(t *testing.T) {
+	w := New(fake.NewClientset(), playbooks.NewCatalog(registry(t), playbooks.CatalogOptions{}), Options{Namespaces: []string{"ops"}, Recorder: record.NewFakeRecorder(1)})
+	nw := w.watches[0]
+	w.watchError(nw, apierrors.NewResourceExpired("too old resource version: 1 (42)"))
+	w.watchError(nw, io.EOF)
+	require.Empty(t, w.Status().Namespaces[0].Error)
+	w.watchError(nw, apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "", errors.New("no RBAC")))
+	require.Contains(t, w.Status().Namespaces[0].Error, "watch ConfigMaps in namespace ops: configmaps is forbidden")
 }
