@@ -73,7 +73,8 @@ var lineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?`)
 // line and column: go.yaml.in/yaml/v3 reports only a line (for parser
 // errors the line before the problem), so the position and message come
 // from a second parser, github.com/goccy/go-yaml, which reports both; when
-// that one finds no error, yaml/v3's own message and line are kept.
+// that one finds no error, or one after yaml/v3's, yaml/v3's own message and
+// line are kept.
 func Parse(file string, data []byte) (*yaml.Node, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -82,7 +83,10 @@ func Parse(file string, data []byte) (*yaml.Node, error) {
 			e.Line, _ = strconv.Atoi(m[1])
 			e.Msg = "syntax error: " + e.Msg[len(m[0]):]
 		}
-		if line, col, msg, ok := syntaxPosition(data); ok {
+		// goccy may point where the broken construct starts (an unclosed
+		// quote or bracket), before yaml/v3's line, but never after the line
+		// following it (yaml/v3 may name the line before the problem).
+		if line, col, msg, ok := syntaxPosition(data); ok && (e.Line == 0 || line <= e.Line+1) {
 			e.Line, e.Column, e.Msg = line, col, "syntax error: "+msg
 		}
 		return nil, e
@@ -98,7 +102,7 @@ func syntaxPosition(data []byte) (line, col int, msg string, ok bool) {
 			ok = false
 		}
 	}()
-	_, err := goccyparser.ParseBytes(data, 0)
+	_, err := goccyparser.ParseBytes(data, 0, goccyparser.AllowDuplicateMapKey()) // duplicates are Decode's to report
 	var se *goccy.SyntaxError
 	if errors.As(err, &se) && se.Token != nil && se.Token.Position != nil && se.Token.Position.Line > 0 {
 		return se.Token.Position.Line, se.Token.Position.Column, se.Message, true
