@@ -466,7 +466,7 @@ func TestRunReadyTimeout(t *testing.T) {
 	defer srv.Close()
 	a := newAction(t, data, Deps{ReadyInterval: 10 * time.Millisecond}, func(p *Params) {
 		p.ReadyURL = actions.MustTemplate(srv.URL + "/-/ready")
-		p.ReadyTimeout = model.Duration(200 * time.Millisecond)
+		p.ReadyTimeout = model.Duration(time.Second) // long enough to get answers on a loaded machine
 	})
 	res, err := a.Run(context.Background(), target())
 	require.ErrorContains(t, err, "head quarantined into ")

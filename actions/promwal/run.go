@@ -136,14 +136,18 @@ func (a *Action) waitReady(ctx context.Context, u string) (time.Duration, error)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.p.ReadyTimeout))
 	defer cancel()
+	var last error // the last answer, not an attempt our own deadline cut short
 	for {
 		err := a.getReady(ctx, u)
 		if err == nil {
 			return time.Since(start).Round(time.Millisecond), nil
 		}
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("%s not ready after %s (last: %v)", u, time.Since(start).Round(time.Second), err)
+			return 0, fmt.Errorf("%s not ready after %s (last: %v)", u, time.Since(start).Round(time.Millisecond), last)
 		case <-time.After(a.d.ReadyInterval):
 		}
 	}
