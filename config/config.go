@@ -348,11 +348,11 @@ func (c *Config) checkPlaybooksKubernetes(path string, doc *yaml.Node) []error {
 	}
 	var errs []error
 	if _, err := labels.Parse(k.LabelSelector); err != nil {
-		errs = append(errs, strictyaml.Errorf(path, find(doc, "playbooks", "kubernetes", "label_selector"), "playbooks.kubernetes.label_selector", "%v", err))
+		errs = append(errs, strictyaml.Errorf(path, strictyaml.Lookup(doc, "playbooks", "kubernetes", "label_selector"), "playbooks.kubernetes.label_selector", "%v", err))
 	}
 	for i, ns := range k.Namespaces {
 		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
-			errs = append(errs, strictyaml.Errorf(path, find(doc, "playbooks", "kubernetes", "namespaces"), fmt.Sprintf("playbooks.kubernetes.namespaces[%d]", i), "invalid namespace %q: %s", ns, strings.Join(msgs, "; ")))
+			errs = append(errs, strictyaml.Errorf(path, strictyaml.Lookup(doc, "playbooks", "kubernetes", "namespaces"), fmt.Sprintf("playbooks.kubernetes.namespaces[%d]", i), "invalid namespace %q: %s", ns, strings.Join(msgs, "; ")))
 		}
 	}
 	return errs
@@ -360,24 +360,3 @@ func (c *Config) checkPlaybooksKubernetes(path string, doc *yaml.Node) []error {
 
 // DefaultPlaybookSelector picks the ConfigMaps that hold playbooks.
 const DefaultPlaybookSelector = "selfheal.io/playbook=true"
-
-// find returns the value node at the mapping keys path under doc, or nil.
-func find(doc *yaml.Node, keys ...string) *yaml.Node {
-	n := doc
-	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	for _, k := range keys {
-		if n == nil || n.Kind != yaml.MappingNode {
-			return nil
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == k {
-				next = n.Content[i+1]
-			}
-		}
-		n = next
-	}
-	return n
-}

@@ -171,8 +171,8 @@ func (c *Catalog) update(src *source, f File, now time.Time) {
 		return
 	}
 	rev := Revision(f.Data)
-	if rev == src.latestRev && src.lastReload != (time.Time{}) {
-		return // unchanged: keep what was decided for it
+	if rev == src.latestRev {
+		return // unchanged: keep what was decided for it (a new source has no revision yet)
 	}
 	src.lastReload = now
 	src.latestRev = rev

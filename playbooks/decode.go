@@ -13,6 +13,7 @@ import (
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/alert"
+	"github.com/selfheal/selfheal/strictyaml"
 )
 
 // MaxRetries bounds Step.Retries.
@@ -108,7 +109,7 @@ func (p *parser) mapping(n *yaml.Node, path string) bool {
 	switch {
 	case n.Kind == yaml.MappingNode:
 		return true
-	case isNull(n):
+	case strictyaml.IsNull(n):
 		p.errorf(n, path, "expected a mapping, got nothing")
 	case n.Kind == yaml.SequenceNode:
 		p.errorf(n, path, "expected a mapping, got a list")
@@ -123,7 +124,7 @@ func (p *parser) required(m, n *yaml.Node, path, field string) bool {
 	switch {
 	case n == nil:
 		p.errorf(m, path, "missing required field %q", field)
-	case isNull(n):
+	case strictyaml.IsNull(n):
 		p.errorf(n, path+"."+field, "must not be empty")
 	default:
 		return true

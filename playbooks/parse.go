@@ -127,7 +127,7 @@ func checkDocuments(source string, data []byte) error {
 			return nil
 		case err != nil:
 			return strictyaml.Errorf(source, nil, "", "document %d: %v", n, err)
-		case n > 1 && len(doc.Content) > 0 && !isNull(doc.Content[0]):
+		case n > 1 && len(doc.Content) > 0 && !strictyaml.IsNull(doc.Content[0]):
 			return strictyaml.Errorf(source, doc.Content[0], "",
 				"a playbook file holds one YAML document; found another (document %d)", n)
 		}
@@ -170,12 +170,8 @@ func checkAliases(source string, doc *yaml.Node) error {
 	return visit(doc)
 }
 
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
-}
-
 // present reports whether a field was given a value: absent fields are nil,
 // and `key:` with nothing after it is null.
 func present(n *yaml.Node) bool {
-	return n != nil && !isNull(n)
+	return n != nil && !strictyaml.IsNull(n)
 }

@@ -167,7 +167,7 @@ func (d *decoder) value(node *yaml.Node, v reflect.Value, path string) {
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		if isNull(node) {
+		if IsNull(node) {
 			v.SetZero()
 			return
 		}
@@ -185,8 +185,32 @@ func (d *decoder) value(node *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
-func isNull(node *yaml.Node) bool {
-	return node.Kind == yaml.ScalarNode && node.Tag == "!!null"
+// IsNull reports whether node is an explicit null (`key:` with nothing, or
+// `~`, or `null`).
+func IsNull(node *yaml.Node) bool {
+	return node.Kind == yaml.ScalarNode && node.ShortTag() == "!!null"
+}
+
+// Lookup returns the value at the mapping keys under node (a document or a
+// mapping), or nil when a key is missing or a level is not a mapping.
+func Lookup(node *yaml.Node, keys ...string) *yaml.Node {
+	if node != nil && node.Kind == yaml.DocumentNode && len(node.Content) > 0 {
+		node = node.Content[0]
+	}
+	for _, k := range keys {
+		if node == nil || node.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if node.Content[i].Kind == yaml.ScalarNode && node.Content[i].Value == k {
+				next = node.Content[i+1]
+				break
+			}
+		}
+		node = next
+	}
+	return node
 }
 
 // leaf decodes a scalar (or a self-decoding type) with yaml.v3 and turns its
@@ -221,7 +245,7 @@ func cleanMsg(err error) string {
 }
 
 func (d *decoder) structure(node *yaml.Node, v reflect.Value, path string) {
-	if isNull(node) {
+	if IsNull(node) {
 		return
 	}
 	if node.Kind != yaml.MappingNode {
@@ -248,7 +272,7 @@ func (d *decoder) structure(node *yaml.Node, v reflect.Value, path string) {
 }
 
 func (d *decoder) sequence(node *yaml.Node, v reflect.Value, path string) {
-	if isNull(node) {
+	if IsNull(node) {
 		v.SetZero()
 		return
 	}
@@ -264,7 +288,7 @@ func (d *decoder) sequence(node *yaml.Node, v reflect.Value, path string) {
 }
 
 func (d *decoder) mapping(node *yaml.Node, v reflect.Value, path string) {
-	if isNull(node) {
+	if IsNull(node) {
 		v.SetZero()
 		return
 	}

@@ -114,11 +114,11 @@ func IsManifest(data []byte) bool {
 		if err := dec.Decode(&doc); err != nil {
 			return false
 		}
-		if len(doc.Content) == 0 || isNull(doc.Content[0]) {
+		if len(doc.Content) == 0 || strictyaml.IsNull(doc.Content[0]) {
 			continue
 		}
 		root := resolve(doc.Content[0])
-		return root.Kind == yaml.MappingNode && get(root, "apiVersion") != nil && get(root, "kind") != nil
+		return root.Kind == yaml.MappingNode && strictyaml.Lookup(root, "apiVersion") != nil && strictyaml.Lookup(root, "kind") != nil
 	}
 }
 
@@ -137,7 +137,7 @@ func (p *manifestParser) errorf(node *yaml.Node, path, format string, args ...an
 }
 
 func (p *manifestParser) document(doc *yaml.Node) {
-	if len(doc.Content) == 0 || isNull(doc.Content[0]) {
+	if len(doc.Content) == 0 || strictyaml.IsNull(doc.Content[0]) {
 		return // an empty document, like a trailing "---"
 	}
 	root := resolve(doc.Content[0])
@@ -145,12 +145,12 @@ func (p *manifestParser) document(doc *yaml.Node) {
 		p.errorf(root, "", "expected a Kubernetes object (a mapping), got %s", kindName(root))
 		return
 	}
-	kind, ok := p.str(get(root, "kind"), "kind")
+	kind, ok := p.str(strictyaml.Lookup(root, "kind"), "kind")
 	switch {
 	case !ok:
 	case kind == "":
 		p.errorf(root, "kind", "required: a Kubernetes object needs a kind")
-	case strings.HasSuffix(kind, "List") && get(root, "items") != nil:
+	case strings.HasSuffix(kind, "List") && strictyaml.Lookup(root, "items") != nil:
 		p.list(root, kind)
 	default:
 		p.object(root, "", kind)
@@ -160,8 +160,8 @@ func (p *manifestParser) document(doc *yaml.Node) {
 // list walks the items of a List. Items of a typed list (ConfigMapList)
 // may leave out their kind; Lists in a List are not walked.
 func (p *manifestParser) list(list *yaml.Node, kind string) {
-	items := resolve(get(list, "items"))
-	if isNull(items) {
+	items := resolve(strictyaml.Lookup(list, "items"))
+	if strictyaml.IsNull(items) {
 		return
 	}
 	if items.Kind != yaml.SequenceNode {
@@ -176,7 +176,7 @@ func (p *manifestParser) list(list *yaml.Node, kind string) {
 			p.errorf(item, path, "expected a Kubernetes object (a mapping), got %s", kindName(item))
 			continue
 		}
-		k, ok := p.str(get(item, "kind"), path+".kind")
+		k, ok := p.str(strictyaml.Lookup(item, "kind"), path+".kind")
 		if k == "" {
 			k = def
 		}
@@ -197,9 +197,9 @@ func (p *manifestParser) object(obj *yaml.Node, path, kind string) {
 		return
 	}
 	name := kind
-	if meta := resolve(get(obj, "metadata")); meta != nil && meta.Kind == yaml.MappingNode {
-		n, _ := scalar(get(meta, "name"))
-		ns, _ := scalar(get(meta, "namespace"))
+	if meta := resolve(strictyaml.Lookup(obj, "metadata")); meta != nil && meta.Kind == yaml.MappingNode {
+		n, _ := scalar(strictyaml.Lookup(meta, "name"))
+		ns, _ := scalar(strictyaml.Lookup(meta, "namespace"))
 		switch {
 		case ns != "" && n != "":
 			name += " " + ns + "/" + n
@@ -211,8 +211,8 @@ func (p *manifestParser) object(obj *yaml.Node, path, kind string) {
 }
 
 func (p *manifestParser) configMap(obj *yaml.Node, path string) {
-	meta := resolve(get(obj, "metadata"))
-	if meta == nil || isNull(meta) {
+	meta := resolve(strictyaml.Lookup(obj, "metadata"))
+	if meta == nil || strictyaml.IsNull(meta) {
 		p.errorf(obj, path+"metadata.name", "required: a ConfigMap needs a name")
 		return
 	}
@@ -220,17 +220,17 @@ func (p *manifestParser) configMap(obj *yaml.Node, path string) {
 		p.errorf(meta, path+"metadata", "expected a mapping, got %s", kindName(meta))
 		return
 	}
-	name, ok := p.str(get(meta, "name"), path+"metadata.name")
+	name, ok := p.str(strictyaml.Lookup(meta, "name"), path+"metadata.name")
 	if ok && name == "" {
 		p.errorf(meta, path+"metadata.name", "required: a ConfigMap needs a name")
 	}
-	ns, nsOK := p.str(get(meta, "namespace"), path+"metadata.namespace")
+	ns, nsOK := p.str(strictyaml.Lookup(meta, "namespace"), path+"metadata.namespace")
 	if ns == "" {
 		ns = "default"
 	}
 	errs := len(p.errs)
-	lbls := p.labels(resolve(get(meta, "labels")), path+"metadata.labels")
-	data := p.data(resolve(get(obj, "data")), path+"data")
+	lbls := p.labels(resolve(strictyaml.Lookup(meta, "labels")), path+"metadata.labels")
+	data := p.data(resolve(strictyaml.Lookup(obj, "data")), path+"data")
 	if name == "" || !nsOK {
 		return
 	}
@@ -257,7 +257,7 @@ func (p *manifestParser) configMap(obj *yaml.Node, path string) {
 // label that is not a string is an error, and left out.
 func (p *manifestParser) labels(node *yaml.Node, path string) labels.Set {
 	set := labels.Set{}
-	if node == nil || isNull(node) {
+	if node == nil || strictyaml.IsNull(node) {
 		return set
 	}
 	if node.Kind != yaml.MappingNode {
@@ -280,7 +280,7 @@ type keyValue struct{ key, value *yaml.Node }
 // no key may be given twice, or kubectl would refuse the object. It returns
 // the entries that are right, so their playbooks are checked too.
 func (p *manifestParser) data(node *yaml.Node, path string) []keyValue {
-	if node == nil || isNull(node) {
+	if node == nil || strictyaml.IsNull(node) {
 		return nil
 	}
 	if node.Kind != yaml.MappingNode {
@@ -311,7 +311,7 @@ func (p *manifestParser) data(node *yaml.Node, path string) []keyValue {
 // other value is an error, as it is for kubectl.
 func (p *manifestParser) str(node *yaml.Node, path string) (string, bool) {
 	node = resolve(node)
-	if node == nil || isNull(node) {
+	if node == nil || strictyaml.IsNull(node) {
 		return "", true
 	}
 	if node.Kind != yaml.ScalarNode || node.ShortTag() != "!!str" {
@@ -440,19 +440,6 @@ func isDocumentMarker(line string) bool {
 	return false
 }
 
-// get returns the value of key in a mapping node, or nil.
-func get(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Kind == yaml.ScalarNode && m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
 // resolve follows an alias to the node it names.
 func resolve(n *yaml.Node) *yaml.Node {
 	if n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
@@ -464,14 +451,10 @@ func resolve(n *yaml.Node) *yaml.Node {
 // scalar returns a scalar's value, for names in messages.
 func scalar(n *yaml.Node) (string, bool) {
 	n = resolve(n)
-	if n == nil || n.Kind != yaml.ScalarNode || isNull(n) {
+	if n == nil || n.Kind != yaml.ScalarNode || strictyaml.IsNull(n) {
 		return "", false
 	}
 	return n.Value, true
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
 func kindName(n *yaml.Node) string {

@@ -12,6 +12,7 @@ import (
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/actions/builtin"
 	"github.com/selfheal/selfheal/playbooks"
+	"github.com/selfheal/selfheal/strictyaml"
 )
 
 func testRegistry(t *testing.T) *actions.Registry {
@@ -192,7 +193,7 @@ func TestInPlaceMeansTheValue(t *testing.T) {
 			p := &manifestParser{lines: strings.Split(tc.manifest, "\n")}
 			var root yaml.Node
 			require.NoError(t, yaml.Unmarshal([]byte(tc.manifest), &root))
-			value := get(get(root.Content[0], "data"), "a.yaml")
+			value := strictyaml.Lookup(&root, "data", "a.yaml")
 			doc, ok := p.inPlace(value)
 			require.True(t, ok)
 
@@ -245,7 +246,7 @@ func TestInPlaceFallsBack(t *testing.T) {
 			p := &manifestParser{lines: strings.Split(tc.manifest, "\n")}
 			var root yaml.Node
 			require.NoError(t, yaml.Unmarshal([]byte(tc.manifest), &root))
-			_, ok := p.inPlace(get(root.Content[0], "a.yaml"))
+			_, ok := p.inPlace(strictyaml.Lookup(&root, "a.yaml"))
 			require.False(t, ok)
 		})
 	}
