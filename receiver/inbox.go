@@ -35,11 +35,15 @@ type Inbox struct {
 	db       *bolt.DB
 	capacity int
 
-	mu     sync.Mutex
-	depth  int            // alerts stored and not acknowledged, including reservations
-	sizes  map[uint64]int // alerts per stored batch
-	cursor uint64         // last seq handed out by Next
-	wake   chan struct{}  // signalled after each Put
+	mu    sync.Mutex
+	depth int // alerts stored and not acknowledged, including reservations
+	// sizes holds the alert count of every batch handed out by Next and
+	// not yet acknowledged. It is filled by the reader, never by Put, so
+	// an Ack can never come before the size it subtracts: the depth is
+	// exact by construction, however a Put and an Ack of its batch race.
+	sizes  map[uint64]int
+	cursor uint64        // last seq handed out by Next
+	wake   chan struct{} // signalled after each Put
 }
 
 // OpenInbox opens (or creates) dir/inbox.db. capacity is the most alerts it
@@ -69,7 +73,6 @@ func OpenInbox(dir string, capacity int) (*Inbox, error) {
 			if err := json.Unmarshal(v, &batch); err != nil {
 				return fmt.Errorf("batch %d: %w", binary.BigEndian.Uint64(k), err)
 			}
-			in.sizes[batch.Seq] = len(batch.Alerts)
 			in.depth += len(batch.Alerts)
 			return nil
 		})
@@ -119,14 +122,10 @@ func (in *Inbox) Put(ctx context.Context, b alert.Batch) (alert.Batch, error) {
 		}
 		return bk.Put(seqKey(seq), data)
 	})
-	in.mu.Lock()
 	if err != nil {
-		in.depth -= n
-	} else {
-		in.sizes[b.Seq] = n
-	}
-	in.mu.Unlock()
-	if err != nil {
+		in.mu.Lock()
+		in.depth -= n // the reservation of a batch that was never stored
+		in.mu.Unlock()
 		return alert.Batch{}, fmt.Errorf("store batch: %w", err)
 	}
 	select {
@@ -174,6 +173,7 @@ func (in *Inbox) next() (alert.Batch, bool, error) {
 	if found {
 		in.mu.Lock()
 		in.cursor = b.Seq
+		in.sizes[b.Seq] = len(b.Alerts)
 		in.mu.Unlock()
 	}
 	return b, found, nil

@@ -102,3 +102,44 @@ func TestInboxCapacityUnderConcurrentPuts(t *testing.T) {
 	require.Equal(t, 15, full)
 	require.Equal(t, 50, in.Depth())
 }
+
+// TestInboxDepthIsExactWhenAckOvertakesPut has a consumer acknowledge
+// batches as fast as producers store them, so an Ack often lands before
+// the Put that stored the batch has returned. The depth must come back to
+// zero: a lost decrement would leave the inbox "full" while empty.
+func TestInboxDepthIsExactWhenAckOvertakesPut(t *testing.T) {
+	const producers, puts = 8, 200
+	in, err := OpenInbox(t.TempDir(), producers*puts*3)
+	require.NoError(t, err)
+	defer in.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	acked := make(chan int)
+	go func() {
+		n := 0
+		for n < producers*puts {
+			b, err := in.Next(ctx)
+			if err != nil {
+				break
+			}
+			if in.Ack(b.Seq) != nil {
+				break
+			}
+			n++
+		}
+		acked <- n
+	}()
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() {
+			for i := range puts {
+				_, err := in.Put(ctx, batchOf(1+(p+i)%3))
+				require.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, producers*puts, <-acked)
+	require.Equal(t, 0, in.Depth(), "every stored alert was acknowledged")
+}
