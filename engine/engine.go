@@ -33,6 +33,8 @@ type Log interface {
 	Claim(rec ha.Record) (ha.Record, bool, error)
 	Update(rec ha.Record) error
 	Unfinished() ([]ha.Record, error)
+	// Node is the name this replica writes into records.
+	Node() string
 }
 
 // Options configure an Engine.
@@ -151,15 +153,21 @@ func (e *Engine) Run(ctx context.Context) error {
 	return err
 }
 
-// resume deals with this node's records a previous process left open: a
-// claimed run never started, so it runs now; a running one may have had
-// effects, so it is closed as failed rather than run twice.
+// resume deals with the records a previous process left open in this
+// store, under whatever node name it ran: a claimed run never started, so
+// it runs now; a running one may have had effects, so it is closed as
+// failed rather than run twice.
 func (e *Engine) resume(ctx context.Context) error {
 	recs, err := e.log.Unfinished()
 	if err != nil {
 		return fmt.Errorf("read unfinished runs: %w", err)
 	}
 	for _, rec := range recs {
+		if rec.Node != e.log.Node() {
+			e.lg.Info("taking over an unfinished run recorded under another node name in this store",
+				"run", rec.ID, "state", rec.State, "recorded_node", rec.Node)
+			rec.Node = e.log.Node()
+		}
 		if rec.State == ha.Running {
 			rec.State = ha.Failed
 			rec.Reason = "interrupted: the daemon stopped while the run was in progress; not run again because its steps may have had effects"

@@ -309,8 +309,17 @@ func TestDryRunRecordsPlanAndRunsNothing(t *testing.T) {
 // TestResumeAfterCrash writes what a killed process leaves behind, a
 // claimed run and a running one, and starts an engine on it.
 func TestResumeAfterCrash(t *testing.T) {
+	for _, node := range []string{"n1", "selfheal-7d9f8-abcde"} {
+		t.Run("previous node "+node, func(t *testing.T) { testResumeAfterCrash(t, node) })
+	}
+}
+
+// testResumeAfterCrash leaves the records under node; the engine restarts
+// as n1. A Deployment pod gets a new hostname at every restart, so the
+// store's records belong to whoever opens it, whatever name wrote them.
+func testResumeAfterCrash(t *testing.T, node string) {
 	dir := t.TempDir()
-	log, err := ha.Open(dir, ha.Options{Node: "n1"})
+	log, err := ha.Open(dir, ha.Options{Node: node})
 	require.NoError(t, err)
 	mk := func(name string, state ha.State) {
 		labels := map[string]string{"alertname": name, "selfhealing": "true"}
@@ -341,8 +350,12 @@ func TestResumeAfterCrash(t *testing.T) {
 		states[r.Alert.Labels["alertname"]] = r
 	}
 	require.Equal(t, ha.Succeeded, states["claimed"].State)
+	require.Equal(t, "n1", states["claimed"].Node, "the node that resumed the run ran it")
 	require.Equal(t, ha.Failed, states["running"].State)
 	require.Contains(t, states["running"].Reason, "interrupted")
+	un, err := f.log.Unfinished()
+	require.NoError(t, err)
+	require.Empty(t, un, "nothing stranded")
 }
 
 func TestRunsInFlightKeepTheirPlaybookVersion(t *testing.T) {

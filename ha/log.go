@@ -159,8 +159,14 @@ func (l *Log) List(limit int) ([]Record, error) {
 	return out, err
 }
 
-// Unfinished returns this node's records that are Claimed or Running, oldest
-// first: what a restart must resume or close.
+// Unfinished returns every record that is Claimed or Running, oldest first:
+// what a restart must resume or close. They are returned whatever node name
+// wrote them: the unfinished records of a store belong to whoever opens the
+// store. The default node name is the hostname, and a Deployment's pod gets
+// a new one at every restart; keeping only records named like this process
+// stranded every run the previous pod left open. (With a cluster the rule
+// stays "they belong to the node whose store it is": a peer's runs are in
+// the peer's own store, never opened here.)
 func (l *Log) Unfinished() ([]Record, error) {
 	var out []Record
 	err := l.db.View(func(tx *bolt.Tx) error {
@@ -171,7 +177,7 @@ func (l *Log) Unfinished() ([]Record, error) {
 			if err := json.Unmarshal(runs.Get(idOfTimeKey(k)), &rec); err != nil {
 				return err
 			}
-			if !rec.State.Final() && rec.Node == l.node {
+			if !rec.State.Final() {
 				out = append(out, rec)
 			}
 		}
