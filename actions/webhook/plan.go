@@ -7,20 +7,21 @@ import (
 	"strings"
 
 	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/redact"
 )
 
 // Plan renders the request for t and says what Run would send: method,
-// URL, headers, body, timeout and attempts. Secret header values and the
-// bearer token show as "<secret>". It sends nothing; it reads the token
+// URL, headers, body, timeout and attempts. Secret header values, the
+// bearer token and secrets in the URL show as "<secret>". It sends nothing; it reads the token
 // file, so a missing or empty token is a plan error, as it would be for
 // Run.
 func (a *Action) Plan(_ context.Context, t actions.Target) (actions.Plan, error) {
 	r, err := a.prepare(t)
 	if err != nil {
-		return actions.Plan{}, fmt.Errorf("webhook: %w", err)
+		return actions.Plan{}, redact.New().Error(fmt.Errorf("webhook: %w", err))
 	}
 	params := []actions.Param{
-		{Name: "url", Value: r.url.Redacted()},
+		{Name: "url", Value: r.url.String()},
 		{Name: "method", Value: r.method},
 	}
 	params = append(params, r.shownHeaders()...)
@@ -36,7 +37,7 @@ func (a *Action) Plan(_ context.Context, t actions.Target) (actions.Plan, error)
 		Summary: r.String(),
 		Params:  params,
 		Details: a.planDetails(),
-	}, nil
+	}.Redacted(r.redactor), nil
 }
 
 // planDetails explains retries, redirects and the token.

@@ -60,9 +60,9 @@ func TestPlan(t *testing.T) {
 				p.BearerTokenFile = tokenFile
 			},
 			want: actions.Plan{
-				Summary: "PATCH https://user:xxxxx@chat.example/worker-01",
+				Summary: "PATCH https://user:<secret>@chat.example/worker-01",
 				Params: []actions.Param{
-					{Name: "url", Value: "https://user:xxxxx@chat.example/worker-01"},
+					{Name: "url", Value: "https://user:<secret>@chat.example/worker-01"},
 					{Name: "method", Value: "PATCH"},
 					{Name: "headers.Authorization", Value: "Bearer <secret>"},
 					{Name: "headers.Content-Type", Value: "application/json"},

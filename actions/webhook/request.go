@@ -10,10 +10,8 @@ import (
 	"strings"
 
 	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/redact"
 )
-
-// secretShown replaces a secret wherever something is shown.
-const secretShown = "<secret>"
 
 // request is a webhook rendered for one target: exactly what Run sends and
 // what Plan shows. Plan and Run both build it with prepare.
@@ -24,24 +22,14 @@ type request struct {
 	body   string
 	// secretHeaders are the canonical names of headers shown as secrets.
 	secretHeaders map[string]bool
-	// secrets are values never to show: the token and secret header values.
-	secrets []string
+	// redactor knows the values never to show: the token, the secret
+	// header values and the URL's password, raw and as basic auth.
+	redactor *redact.Redactor
 }
 
 // String names the request for errors and plans: "POST https://host/path",
-// a password in the URL hidden.
-func (r *request) String() string { return r.method + " " + r.url.Redacted() }
-
-// redact replaces every secret value in s with "<secret>", for text that
-// may echo one, like a response body.
-func (r *request) redact(s string) string {
-	for _, v := range r.secrets {
-		if v != "" {
-			s = strings.ReplaceAll(s, v, secretShown)
-		}
-	}
-	return s
-}
+// secrets in the URL (a password, a ?token=) hidden.
+func (r *request) String() string { return r.redactor.String(r.method + " " + r.url.String()) }
 
 // prepare renders the request for t and reads the bearer token. It has no
 // side effect.
@@ -59,6 +47,15 @@ func (a *Action) prepare(t actions.Target) (*request, error) {
 		return nil, fmt.Errorf("body: %w", err)
 	}
 	r := &request{method: a.p.Method, url: u, header: http.Header{}, body: body, secretHeaders: map[string]bool{}}
+	var secrets []string
+	if pw, ok := u.User.Password(); ok {
+		secrets = redact.BasicAuth(u.User.Username(), pw)
+	}
+	for k, vs := range u.Query() {
+		if redact.Name(k) {
+			secrets = append(secrets, vs...)
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(a.p.Headers)) {
 		v, err := a.p.Headers[name].Render(t)
 		if err != nil {
@@ -71,7 +68,7 @@ func (a *Action) prepare(t actions.Target) (*request, error) {
 		r.header.Set(canon, v)
 		if secretHeader(canon) {
 			r.secretHeaders[canon] = true
-			r.secrets = append(r.secrets, v)
+			secrets = append(secrets, v)
 		}
 	}
 	if body != "" && r.header.Get("Content-Type") == "" {
@@ -84,8 +81,9 @@ func (a *Action) prepare(t actions.Target) (*request, error) {
 		}
 		r.header.Set("Authorization", "Bearer "+tok)
 		r.secretHeaders["Authorization"] = true
-		r.secrets = append(r.secrets, tok)
+		secrets = append(secrets, tok)
 	}
+	r.redactor = redact.New(secrets...)
 	return r, nil
 }
 
@@ -118,18 +116,9 @@ func checkURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// secretHeader reports whether a header's value must never be shown: its
-// name mentions authorization, a token, a secret, a key, a password or a
-// cookie.
-func secretHeader(name string) bool {
-	n := strings.ToLower(name)
-	for _, w := range []string{"authorization", "token", "secret", "key", "password", "cookie"} {
-		if strings.Contains(n, w) {
-			return true
-		}
-	}
-	return false
-}
+// secretHeader reports whether a header's value must never be shown
+// (redact.Name: Authorization, X-Auth, X-Signature, X-Api-Key, Cookie, …).
+func secretHeader(name string) bool { return redact.Name(name) }
 
 // shownHeaders lists r's headers for a plan, sorted, secret values hidden.
 // The Authorization header of a bearer token shows as "Bearer <secret>".
@@ -139,9 +128,9 @@ func (r *request) shownHeaders() []actions.Param {
 		v := r.header.Get(name)
 		switch {
 		case name == "Authorization" && strings.HasPrefix(v, "Bearer ") && r.secretHeaders[name]:
-			v = "Bearer " + secretShown
+			v = "Bearer " + redact.Shown
 		case r.secretHeaders[name]:
-			v = secretShown
+			v = redact.Shown
 		}
 		out = append(out, actions.Param{Name: "headers." + name, Value: v})
 	}

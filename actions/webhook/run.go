@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/redact"
 )
 
 const (
@@ -36,7 +37,7 @@ var errAttemptTimeout = errors.New("webhook attempt timeout")
 func (a *Action) Run(ctx context.Context, t actions.Target) (actions.Result, error) {
 	r, err := a.prepare(t)
 	if err != nil {
-		return actions.Result{}, fmt.Errorf("webhook: %w", err)
+		return actions.Result{}, redact.New().Error(fmt.Errorf("webhook: %w", err))
 	}
 	log := a.logger.With("playbook", t.Playbook, "step", t.Step, "run", t.Run, "request", r.String())
 	for n := 1; ; n++ {
@@ -63,8 +64,15 @@ func (a *Action) Run(ctx context.Context, t actions.Target) (actions.Result, err
 
 // attempt sends r once. Its error is actions.Retryable when another attempt
 // may succeed. The Result's Details always exist; they hold the status and
-// body excerpt when a response came.
+// body excerpt when a response came. Neither shows a secret of r, even
+// when the server echoes one (in a body, in a redirect's Location).
 func (a *Action) attempt(ctx context.Context, r *request) (actions.Result, error) {
+	res, err := a.send(ctx, r)
+	return res.Redacted(r.redactor), r.redactor.Error(err)
+}
+
+// send is attempt before redaction.
+func (a *Action) send(ctx context.Context, r *request) (actions.Result, error) {
 	res := actions.Result{Details: map[string]string{}}
 	actx, cancel := context.WithTimeoutCause(ctx, time.Duration(a.p.Timeout), errAttemptTimeout)
 	defer cancel()
@@ -86,10 +94,10 @@ func (a *Action) attempt(ctx context.Context, r *request) (actions.Result, error
 		if errors.As(err, &ue) {
 			err = ue.Err // its message repeats the URL
 		}
-		return res, actions.Retryable(errors.New(r.redact(err.Error())))
+		return res, actions.Retryable(err)
 	}
 	defer resp.Body.Close()
-	excerpt := r.redact(readExcerpt(resp.Body))
+	excerpt := readExcerpt(resp.Body)
 	res.Summary = resp.Status
 	res.Details["status"] = strconv.Itoa(resp.StatusCode)
 	res.Details["body"] = excerpt
