@@ -49,6 +49,7 @@ type runView struct {
 	Revision string `json:"revision"`
 	State    string `json:"state"`
 	Reason   string `json:"reason"`
+	Node     string `json:"node"`
 }
 
 func runs(t *testing.T, d *daemon) []runView {
@@ -109,6 +110,8 @@ func TestCrashAfterRunDoesNotRunAgain(t *testing.T) {
 // webhook and a worker: queued for a worker, claimed but not queued, and
 // only in the inbox. After the restart each runs exactly once. The run that
 // was in progress during the crash is recorded as interrupted, not re-run.
+// The restart is under another node name, as a Deployment pod's would be:
+// nothing the previous name left open may be stranded.
 func TestCrashAfter202RunsAfterRestart(t *testing.T) {
 	requireE2E(t)
 	dir := t.TempDir()
@@ -145,7 +148,7 @@ func TestCrashAfter202RunsAfterRestart(t *testing.T) {
 	d.kill9(t)
 	require.Empty(t, lines(t, ran), "nothing but the slow run had started before the crash")
 
-	d = startSelfheal(t, dir, storage, port)
+	d = startSelfhealAs(t, dir, storage, port, "e2e-pod-renamed")
 	eventually(t, 30*time.Second, "B, C and D to run after the restart", func() bool { return len(lines(t, ran)) == 3 })
 	require.ElementsMatch(t, []string{"B", "C", "D"}, lines(t, ran))
 	require.Len(t, lines(t, started), 1, "the interrupted run is not run again")
@@ -173,8 +176,12 @@ func TestCrashAfter202RunsAfterRestart(t *testing.T) {
 		return metric(t, d.url, "selfheal_inbox_depth", nil) == 0 &&
 			metric(t, d.url, "selfheal_engine_episodes_total", map[string]string{"kind": "duplicate"}) >= 4
 	})
-	require.Len(t, lines(t, ran), 3)
+	require.Len(t, lines(t, ran), 3, "0 doubled")
 	require.Len(t, lines(t, started), 1)
+	for _, r := range runs(t, d) {
+		require.Contains(t, []string{"succeeded", "failed"}, r.State, "0 stranded: %s is %s", r.ID, r.State)
+		require.Equal(t, "e2e-pod-renamed", r.Node, "%s was finished by the node that opened the store", r.ID)
+	}
 }
 
 // TestBadInputGetsDocumentedStatusAndDaemonKeepsServing sends the binary

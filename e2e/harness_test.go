@@ -247,12 +247,19 @@ type daemon struct {
 // storage in storage, and waits until it is ready.
 func startSelfheal(t *testing.T, dir, storage string, port int) *daemon {
 	t.Helper()
+	return startSelfhealAs(t, dir, storage, port, "e2e")
+}
+
+// startSelfhealAs is startSelfheal with the node name set by --cluster.name,
+// as a Deployment pod gets a new hostname at every restart.
+func startSelfhealAs(t *testing.T, dir, storage string, port int, node string) *daemon {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	p := start(t, dir, "selfheal", selfhealBin, "serve",
 		"--config.file="+filepath.Join(dir, "selfheal.yml"),
 		"--storage.path="+storage,
 		"--web.listen-address="+addr,
-		"--cluster.name=e2e",
+		"--cluster.name="+node,
 		"--log.level=debug")
 	d := &daemon{proc: p, url: "http://" + addr}
 	waitHTTP(t, d.url+"/-/ready", 30*time.Second)

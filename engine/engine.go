@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/alert"
 	"github.com/selfheal/selfheal/ha"
 	"github.com/selfheal/selfheal/playbooks"
@@ -67,8 +68,9 @@ type Engine struct {
 	lg   *slog.Logger
 	m    *metrics
 
-	playbooks atomic.Pointer[playbooks.Set]
-	queue     chan job
+	playbooks  atomic.Pointer[playbooks.Set]
+	queue      chan job
+	storageErr atomic.Pointer[error]
 }
 
 type job struct {
@@ -168,17 +170,15 @@ func (e *Engine) resume(ctx context.Context) error {
 				"run", rec.ID, "state", rec.State, "recorded_node", rec.Node)
 			rec.Node = e.log.Node()
 		}
+		pb := e.Playbooks().Get(rec.Playbook)
 		if rec.State == ha.Running {
-			rec.State = ha.Failed
-			rec.Reason = "interrupted: the daemon stopped while the run was in progress; not run again because its steps may have had effects"
-			rec.FinishedAt = e.opts.Now().UTC()
-			if err := e.log.Update(rec); err != nil {
+			e.interrupted(&rec, pb)
+			if err := e.write(ctx, "record interrupted run", func() error { return e.log.Update(rec) }); err != nil {
 				return err
 			}
 			e.finished(rec)
 			continue
 		}
-		pb := e.Playbooks().Get(rec.Playbook)
 		if pb == nil {
 			e.skip(rec, fmt.Sprintf("playbook %q is no longer loaded", rec.Playbook))
 			continue
@@ -191,16 +191,43 @@ func (e *Engine) resume(ctx context.Context) error {
 	return nil
 }
 
+// interrupted closes a run a previous process left Running: the step it
+// was in is failed, with what its action says may be left behind, and the
+// steps before it keep their records.
+func (e *Engine) interrupted(rec *ha.Record, pb *playbooks.Playbook) {
+	const notAgain = "not run again because its steps may have had effects"
+	now := e.opts.Now().UTC()
+	rec.State, rec.FinishedAt = ha.Failed, now
+	rec.Reason = "interrupted: the daemon stopped while the run was in progress; " + notAgain
+	if len(rec.Steps) == 0 || rec.Steps[len(rec.Steps)-1].State.Final() {
+		return // it stopped before the first step or between two steps
+	}
+	last := &rec.Steps[len(rec.Steps)-1]
+	last.State, last.FinishedAt = ha.Failed, now
+	last.Error = "interrupted: the daemon stopped during this step"
+	if st, ok := pb.Step(last.Name); ok {
+		if in, ok := st.Action.(actions.Interrupter); ok {
+			if left := in.Interrupted(last.Details); left != "" {
+				last.Error += "; " + left
+			}
+		}
+	}
+	rec.Reason = fmt.Sprintf("interrupted: the daemon stopped during step %q; %s", last.Name, notAgain)
+}
+
 func (e *Engine) dispatch(ctx context.Context) error {
 	for {
 		b, err := e.src.Next(ctx)
 		if err != nil {
 			return err
 		}
-		if err := e.handle(ctx, b); err != nil {
+		// Until the batch is acknowledged it stays in the inbox, so a
+		// failing write is retried on the same batch: Observe and Claim
+		// are idempotent for it.
+		if err := e.write(ctx, "record batch", func() error { return e.handle(ctx, b) }); err != nil {
 			return err
 		}
-		if err := e.src.Ack(b.Seq); err != nil {
+		if err := e.write(ctx, "acknowledge batch", func() error { return e.src.Ack(b.Seq) }); err != nil {
 			return err
 		}
 	}

@@ -80,11 +80,19 @@ type fixture struct {
 	eng   *engine.Engine
 	reg   *prometheus.Registry
 	stop  func()
+	done  <-chan error // Run's result
 }
 
 // newFixture runs an engine over a real inbox and execution log in dir,
 // with the playbooks in yaml using the "record" action.
 func newFixture(t *testing.T, dir, yaml string, opts engine.Options) *fixture {
+	t.Helper()
+	return newFixtureWith(t, dir, yaml, opts, nil)
+}
+
+// newFixtureWith is newFixture with the engine recording through
+// wrap(log) instead of the log itself, when wrap is not nil.
+func newFixtureWith(t *testing.T, dir, yaml string, opts engine.Options, wrap func(*ha.Log) engine.Log) *fixture {
 	t.Helper()
 	f := &fixture{rec: &recorder{}, reg: prometheus.NewPedanticRegistry()}
 	reg := actions.NewRegistry()
@@ -101,10 +109,15 @@ func newFixture(t *testing.T, dir, yaml string, opts engine.Options) *fixture {
 	require.NoError(t, err)
 	opts.Registerer = f.reg
 	opts.RetryBackoff = time.Millisecond
-	f.eng = engine.New(f.inbox, f.log, opts)
+	var log engine.Log = f.log
+	if wrap != nil {
+		log = wrap(f.log)
+	}
+	f.eng = engine.New(f.inbox, log, opts)
 	f.eng.SetPlaybooks(set)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	f.done = done
 	go func() { done <- f.eng.Run(ctx) }()
 	var once sync.Once
 	f.stop = func() {
@@ -131,13 +144,34 @@ func (f *fixture) deliver(t *testing.T, payloads ...string) {
 	}
 }
 
-// settle waits until the inbox is drained and no run is unfinished.
+// settle waits until the inbox is drained and no run is unfinished. The
+// order matters: a batch is acknowledged only once its claims are on disk,
+// so once the depth reads 0 every run is in the log, and an empty
+// Unfinished read after that means they all ended. Read the other way
+// round, a batch claimed between the two reads looks settled.
 func (f *fixture) settle(t *testing.T) {
 	t.Helper()
 	require.Eventually(t, func() bool {
+		if f.inbox.Depth() != 0 {
+			return false
+		}
 		un, err := f.log.Unfinished()
-		return err == nil && len(un) == 0 && f.inbox.Depth() == 0
+		return err == nil && len(un) == 0
 	}, 10*time.Second, 5*time.Millisecond)
+}
+
+// gauge returns the value of the unlabelled gauge name.
+func (f *fixture) gauge(name string) float64 {
+	families, err := f.reg.Gather()
+	if err != nil {
+		panic(err)
+	}
+	for _, fam := range families {
+		if fam.GetName() == name {
+			return fam.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
 }
 
 func (f *fixture) episodes(kind ha.Observation) float64 {
@@ -445,4 +479,67 @@ func TestFinishRunsForSucceededStepsWhateverTheOutcome(t *testing.T) {
 	defer fin.mu.Unlock()
 	require.Equal(t, []actions.Result{{Summary: "recorded"}}, fin.finished, "the step that succeeded is finished even though the run failed")
 	require.Equal(t, "expire failed", recs[0].Steps[0].Details["finish_error"])
+}
+
+// TestStepRecordsReachDiskAsTheyHappen blocks the second of three steps
+// and reads the store: what a kill -9 at that moment leaves behind must
+// already say that step 1 succeeded and step 2 started. A restart then
+// closes the run as interrupted and keeps those steps.
+func TestStepRecordsReachDiskAsTheyHappen(t *testing.T) {
+	dir := t.TempDir()
+	yaml := `playbooks:
+  - name: p
+    match: ['selfhealing="true"']
+    steps: [{name: one, action: record}, {name: two, action: record}, {name: three, action: record}]
+`
+	f := newFixture(t, dir, yaml, engine.Options{ShutdownGrace: time.Millisecond})
+	block := make(chan struct{})
+	var unblock sync.Once
+	release := func() { unblock.Do(func() { close(block) }) }
+	t.Cleanup(release) // before f.stop, which waits for the blocked step
+	f.rec.fail = func(n int) error {
+		if n == 1 {
+			<-block
+			return errors.New("cancelled")
+		}
+		return nil
+	}
+	f.deliver(t, "single-firing")
+	require.Eventually(t, func() bool { return f.rec.count() == 2 }, 10*time.Second, time.Millisecond)
+	recs, err := f.log.List(0)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	onDisk := recs[0]
+	require.Equal(t, ha.Running, onDisk.State)
+	require.Len(t, onDisk.Steps, 2, "step records are written as each step starts and ends")
+	require.Equal(t, ha.Succeeded, onDisk.Steps[0].State)
+	require.Equal(t, "recorded", onDisk.Steps[0].Summary)
+	require.Equal(t, ha.Running, onDisk.Steps[1].State)
+	require.False(t, onDisk.Steps[1].StartedAt.IsZero())
+
+	// Leave the store as a kill -9 would: this record, still running.
+	crashed := t.TempDir()
+	log, err := ha.Open(crashed, ha.Options{Node: "n0"})
+	require.NoError(t, err)
+	claimed, _, err := log.Claim(onDisk)
+	require.NoError(t, err)
+	claimed.State, claimed.Steps, claimed.StartedAt = ha.Running, onDisk.Steps, onDisk.StartedAt
+	require.NoError(t, log.Update(claimed))
+	require.NoError(t, log.Close())
+	release()
+
+	g := newFixture(t, crashed, yaml, engine.Options{})
+	g.settle(t)
+	require.Zero(t, g.rec.count(), "an interrupted run is not run again")
+	got, ok, err := g.log.Get(onDisk.ID)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, ha.Failed, got.State)
+	require.Contains(t, got.Reason, "interrupted")
+	require.Contains(t, got.Reason, `step "two"`)
+	require.Len(t, got.Steps, 2)
+	require.Equal(t, ha.Succeeded, got.Steps[0].State, "step 1's success is kept")
+	require.Equal(t, ha.Failed, got.Steps[1].State)
+	require.Contains(t, got.Steps[1].Error, "interrupted")
+	require.False(t, got.Steps[1].FinishedAt.IsZero())
 }

@@ -12,6 +12,8 @@ type metrics struct {
 	runs         *prometheus.CounterVec
 	stepDuration *prometheus.HistogramVec
 	queued       prometheus.Gauge
+	storageFail  prometheus.Gauge
+	storageErrs  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,6 +35,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		queued: f.NewGauge(prometheus.GaugeOpts{
 			Name: "selfheal_engine_runs_queued",
 			Help: "Claimed runs waiting for a worker.",
+		}),
+		storageFail: f.NewGauge(prometheus.GaugeOpts{
+			Name: "selfheal_engine_storage_failing",
+			Help: "1 while the execution log cannot be written (a full disk, say): the daemon is not ready and retries with backoff.",
+		}),
+		storageErrs: f.NewCounter(prometheus.CounterOpts{
+			Name: "selfheal_engine_storage_write_errors_total",
+			Help: "Failed writes to the execution log; each is retried.",
 		}),
 	}
 	for _, k := range []ha.Observation{ha.New, ha.Duplicate, ha.Stale, ha.Ended} {

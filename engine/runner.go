@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"sync"
 	"time"
 
 	"github.com/selfheal/selfheal/actions"
@@ -18,30 +20,35 @@ func (e *Engine) execute(ctx context.Context, j job) {
 	rec, pb := j.rec, j.pb
 	rec.State = ha.Running
 	rec.StartedAt = e.opts.Now().UTC()
-	if err := e.log.Update(rec); err != nil {
-		e.lg.Error("mark run running; not starting it", "run", rec.ID, "err", err)
+	if err := e.write(ctx, "mark run running", func() error { return e.log.Update(rec) }); err != nil {
+		// Stopping while the log cannot be written: the run is still
+		// claimed on disk, so the next start resumes it.
+		e.lg.Warn("run not started: it could not be marked running before shutdown; it stays claimed", "run", rec.ID, "err", err)
 		return
 	}
 	if rec.DryRun {
 		e.dryRun(ctx, &rec, pb)
 	} else {
-		rec.State = ha.Succeeded
 		var results []actions.Result
 		for _, st := range pb.Steps {
-			sr, res := e.runStep(ctx, rec, pb, st)
-			rec.Steps = append(rec.Steps, sr)
+			sr, res := e.runStep(ctx, &rec, pb, st)
+			rec.Steps[len(rec.Steps)-1] = sr
 			if sr.State != ha.Succeeded {
 				rec.State = ha.Failed
 				rec.Reason = fmt.Sprintf("step %q failed: %s", st.Name, sr.Error)
 				break
 			}
+			e.persist(rec, "record step end")
 			results = append(results, res)
+		}
+		if rec.State == ha.Running {
+			rec.State = ha.Succeeded
 		}
 		e.finish(ctx, &rec, pb, results)
 	}
 	rec.FinishedAt = e.opts.Now().UTC()
-	if err := e.log.Update(rec); err != nil {
-		e.lg.Error("record run outcome", "run", rec.ID, "err", err)
+	if err := e.write(ctx, "record run outcome", func() error { return e.log.Update(rec) }); err != nil {
+		e.lg.Error("record run outcome; the next start records it as interrupted", "run", rec.ID, "err", err)
 	}
 	e.finished(rec)
 }
@@ -64,8 +71,26 @@ func (e *Engine) dryRun(ctx context.Context, rec *ha.Record, pb *playbooks.Playb
 
 // runStep runs one step: each attempt under the step's timeout, retrying
 // only errors the action marks retryable, with a doubling backoff.
-func (e *Engine) runStep(ctx context.Context, rec ha.Record, pb *playbooks.Playbook, st playbooks.Step) (ha.StepRecord, actions.Result) {
-	sr := ha.StepRecord{Name: st.Name, Action: st.ActionID, StartedAt: e.opts.Now().UTC()}
+//
+// The step's record is appended to rec and written to the log, as Running,
+// before the first attempt; what the action reports while it runs (a PID)
+// is written too, so a crash mid-step leaves a record that says so.
+func (e *Engine) runStep(ctx context.Context, rec *ha.Record, pb *playbooks.Playbook, st playbooks.Step) (ha.StepRecord, actions.Result) {
+	sr := ha.StepRecord{Name: st.Name, Action: st.ActionID, State: ha.Running, StartedAt: e.opts.Now().UTC()}
+	rec.Steps = append(rec.Steps, sr)
+	e.persist(*rec, "record step start")
+	var mu sync.Mutex
+	ctx = actions.WithProgress(ctx, func(key, value string) {
+		mu.Lock()
+		defer mu.Unlock()
+		cur := &rec.Steps[len(rec.Steps)-1]
+		cur.Details = maps.Clone(cur.Details)
+		if cur.Details == nil {
+			cur.Details = map[string]string{}
+		}
+		cur.Details[key] = value
+		e.persist(*rec, "record step progress")
+	})
 	target := actions.NewTarget(rec.Alert, pb.Name, st.Name, rec.ID)
 	timeout := st.Timeout
 	if timeout <= 0 {
@@ -97,9 +122,30 @@ func (e *Engine) runStep(ctx context.Context, rec ha.Record, pb *playbooks.Playb
 	if err != nil {
 		sr.State, sr.Error = ha.Failed, err.Error()
 	}
+	mu.Lock()
+	sr.Details = mergeDetails(rec.Steps[len(rec.Steps)-1].Details, sr.Details)
+	mu.Unlock()
 	sr.FinishedAt = e.opts.Now().UTC()
 	e.m.stepDuration.WithLabelValues(st.ActionID, string(sr.State)).Observe(sr.FinishedAt.Sub(sr.StartedAt).Seconds())
 	return sr, res
+}
+
+// persist writes rec as it is now. A failed write is logged, not fatal: the
+// run goes on, and its end is written again when it finishes.
+func (e *Engine) persist(rec ha.Record, what string) {
+	if err := e.log.Update(rec); err != nil {
+		e.lg.Error(what, "run", rec.ID, "err", err)
+	}
+}
+
+// mergeDetails returns progress with result's details over it.
+func mergeDetails(progress, result map[string]string) map[string]string {
+	if len(progress) == 0 {
+		return result
+	}
+	out := maps.Clone(progress)
+	maps.Copy(out, result)
+	return out
 }
 
 // finishTimeout bounds each Finish call.

@@ -68,6 +68,19 @@ type Step struct {
 	Retries int
 }
 
+// Step returns the step called name. A nil playbook has no steps.
+func (p *Playbook) Step(name string) (Step, bool) {
+	if p == nil {
+		return Step{}, false
+	}
+	for _, st := range p.Steps {
+		if st.Name == name {
+			return st, true
+		}
+	}
+	return Step{}, false
+}
+
 // Matches reports whether a satisfies every matcher of p and p acts on a's
 // status.
 func (p *Playbook) Matches(a alert.Alert) bool {
