@@ -5,9 +5,12 @@ package alert
 
 import (
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/common/model"
@@ -94,8 +97,19 @@ func FromTemplate(t template.Alert) (Alert, error) {
 	if a.StartsAt.IsZero() {
 		return Alert{}, fmt.Errorf("startsAt: must be set")
 	}
+	if err := checkTime("startsAt", a.StartsAt); err != nil {
+		return Alert{}, err
+	}
 	if a.EndsAt.IsZero() {
 		a.EndsAt = time.Time{}
+	} else if err := checkTime("endsAt", a.EndsAt); err != nil {
+		return Alert{}, err
+	}
+	if err := checkText("labels", a.Labels); err != nil {
+		return Alert{}, err
+	}
+	if err := checkText("annotations", a.Annotations); err != nil {
+		return Alert{}, err
 	}
 	want := Fingerprint(a.Labels)
 	switch {
@@ -105,6 +119,83 @@ func FromTemplate(t template.Alert) (Alert, error) {
 		return Alert{}, fmt.Errorf("fingerprint: %q does not match the labels (want %q)", t.Fingerprint, want)
 	}
 	return a, nil
+}
+
+// The times Episode.Key can represent: Unix nanoseconds in an int64, from
+// 1677-09-21 to 2262-04-11. Set once, never changed.
+var (
+	minTime = time.Unix(0, math.MinInt64).UTC()
+	maxTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// checkTime refuses a time outside [minTime, maxTime]: its UnixNano, and so
+// its episode key, would be wrong, and past year 9999 it cannot even be
+// stored as JSON.
+func checkTime(field string, t time.Time) error {
+	if t.Before(minTime) || t.After(maxTime) {
+		return fmt.Errorf("%s: %s is outside the range selfheal stores (%s to %s)", field,
+			t.Format(time.RFC3339Nano), minTime.Format(time.RFC3339Nano), maxTime.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// TextError is a label or annotation, name or value, that is not text
+// selfheal can carry to matchers, templates and commands.
+type TextError struct {
+	Field   string // "labels" or "annotations"
+	Name    string // the label or annotation name
+	InName  bool   // the name is at fault, not the value
+	Problem string // "contains a NUL byte", "is not valid UTF-8", ...
+}
+
+// Error reads "labels.instance: value contains a NUL byte"; a name that is
+// not a plain identifier is quoted.
+func (e *TextError) Error() string {
+	name := e.Name
+	if !model.LegacyValidation.IsValidLabelName(name) {
+		name = strconv.Quote(name)
+	}
+	what := "value"
+	if e.InName {
+		what = "name"
+	}
+	return fmt.Sprintf("%s.%s: %s %s", e.Field, name, what, e.Problem)
+}
+
+// checkText returns a *TextError for the first name or value of m, in name
+// order, that holds a NUL byte or bytes that are not UTF-8, or a name that
+// is not a valid label name. Label names follow Prometheus' UTF-8 rules
+// (model.UTF8Validation: any non-empty UTF-8), not the legacy
+// [a-zA-Z_][a-zA-Z0-9_]*: Prometheus 3 and Alertmanager 0.28+ send names
+// like service.name, and a 400 would drop such an alert for good.
+func checkText(field string, m map[string]string) error {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if p := textProblem(k); p != "" {
+			return &TextError{Field: field, Name: k, InName: true, Problem: p}
+		}
+		if !model.UTF8Validation.IsValidLabelName(k) {
+			return &TextError{Field: field, Name: k, InName: true, Problem: "is not a valid label name"}
+		}
+		if p := textProblem(m[k]); p != "" {
+			return &TextError{Field: field, Name: k, Problem: p}
+		}
+	}
+	return nil
+}
+
+func textProblem(s string) string {
+	switch {
+	case strings.IndexByte(s, 0) >= 0:
+		return "contains a NUL byte"
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	}
+	return ""
 }
 
 // Name returns the alertname label, or "" when there is none.

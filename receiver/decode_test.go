@@ -115,6 +115,22 @@ func TestDecodeIgnoresFieldsOfNewerAlertmanagers(t *testing.T) {
 	require.Len(t, n.Alerts, 1)
 }
 
+func TestDecodeAcceptsTrailingWhitespace(t *testing.T) {
+	n, err := Decode(strings.NewReader(string(payload(t, "single-firing")) + "\n \r\n\t"))
+	require.NoError(t, err)
+	require.Len(t, n.Alerts, 1)
+}
+
+func TestDecodeAcceptsUTF8LabelNames(t *testing.T) {
+	// Prometheus 3 and Alertmanager 0.28+ allow any UTF-8 label name, such
+	// as OpenTelemetry's service.name; refusing one would drop the alert for good.
+	body := strings.Replace(string(payload(t, "single-firing")), `"instance":"worker-01:9100","jenkins_job"`, `"service.name":"wörker","jenkins_job"`, 1)
+	body = strings.Replace(body, `,"fingerprint":"ae801e89cbc3f5a2"`, "", 1)
+	n, err := Decode(strings.NewReader(body))
+	require.NoError(t, err)
+	require.Equal(t, "wörker", n.Alerts[0].Labels["service.name"])
+}
+
 func TestDecodeRejects(t *testing.T) {
 	single := string(payload(t, "single-firing"))
 	cases := []struct{ name, body, want string }{
@@ -127,6 +143,19 @@ func TestDecodeRejects(t *testing.T) {
 		{"bad alert status", strings.Replace(single, `"status":"firing","labels"`, `"status":"burning","labels"`, 1), `alerts[0].status: must be "firing" or "resolved", got "burning"`},
 		{"fingerprint mismatch", strings.Replace(single, `ae801e89cbc3f5a2`, `0000000000000000`, 1), `alerts[0].fingerprint: "0000000000000000" does not match the labels`},
 		{"no startsAt", strings.Replace(single, `"startsAt":"2026-11-21T19:08:21.8Z",`, ``, 1), `alerts[0].startsAt: must be set`},
+		{"a second document", single + single, "invalid webhook payload: data after the first JSON document at offset 1085"},
+		{"trailing garbage", single + "\n}", "invalid webhook payload: data after the first JSON document at offset 1086"},
+		{"NUL in a label value", strings.Replace(single, `"worker-01:9100","jenkins_job"`, `"worker-01\u00009100","jenkins_job"`, 1), `alerts[0].labels.instance: value contains a NUL byte`},
+		{"NUL in a label name", strings.Replace(single, `"instance":"worker-01:9100","jenkins_job"`, `"inst\u0000ance":"worker-01:9100","jenkins_job"`, 1), `alerts[0].labels."inst\x00ance": name contains a NUL byte`},
+		{"empty label name", strings.Replace(single, `"instance":"worker-01:9100","jenkins_job"`, `"":"worker-01:9100","jenkins_job"`, 1), `alerts[0].labels."": name is not a valid label name`},
+		{"NUL in an annotation", strings.Replace(single, `"Queue not drained`, `"Queue\u0000not drained`, 1), `alerts[0].annotations.description: value contains a NUL byte`},
+		{"non-UTF-8 label value", strings.Replace(single, `"worker-01:9100","jenkins_job"`, "\"worker-\xff01:9100\",\"jenkins_job\"", 1), `alerts[0].labels.instance: value is not valid UTF-8`},
+		{"non-UTF-8 label name", strings.Replace(single, `"instance":"worker-01:9100","jenkins_job"`, "\"inst\xc3ance\":\"worker-01:9100\",\"jenkins_job\"", 1), "alerts[0].labels.\"inst\ufffdance\": name is not valid UTF-8"},
+		{"non-UTF-8 annotation", strings.Replace(single, `"clean_data_worker is stuck`, "\"clean_data_worker \xe2\x82 stuck", 1), `alerts[0].annotations.summary: value is not valid UTF-8`},
+		{"non-UTF-8 elsewhere", strings.Replace(single, `"receiver":"selfhealing"`, "\"receiver\":\"self\xffhealing\"", 1), `invalid webhook payload: body is not valid UTF-8 at offset 17`},
+		{"startsAt before 1678", strings.Replace(single, `"startsAt":"2026-11-21T19:08:21.8Z"`, `"startsAt":"1677-09-21T00:00:00Z"`, 1), `alerts[0].startsAt: 1677-09-21T00:00:00Z is outside the range selfheal stores (1677-09-21T00:12:43.145224192Z to 2262-04-11T23:47:16.854775807Z)`},
+		{"startsAt after 2262", strings.Replace(single, `"startsAt":"2026-11-21T19:08:21.8Z"`, `"startsAt":"9999-12-31T23:59:59-01:00"`, 1), `alerts[0].startsAt: 10000-01-01T00:59:59Z is outside the range selfheal stores`},
+		{"endsAt after 9999", strings.Replace(single, `"endsAt":"0001-01-01T00:00:00Z"`, `"endsAt":"9999-12-31T23:59:59-01:00"`, 1), `alerts[0].endsAt: 10000-01-01T00:59:59Z is outside the range selfheal stores`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

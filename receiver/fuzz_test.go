@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,7 +12,8 @@ import (
 
 // FuzzWebhook checks that no body makes the decoder panic, and that what it
 // accepts is well formed: every alert has a valid status, labels, a start
-// and the fingerprint of its labels.
+// and the fingerprint of its labels, and the alerts can be stored (a batch
+// that cannot be marshalled would be answered 503 for ever).
 func FuzzWebhook(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "alertmanager", "*.json"))
 	for _, file := range files {
@@ -22,6 +24,7 @@ func FuzzWebhook(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte(`{"version":"4","alerts":[{"status":"firing","labels":{"a":"b"},"startsAt":"2026-01-01T00:00:00Z"}]}`))
+	f.Add([]byte(`{"version":"4","alerts":[{"status":"resolved","labels":{"a":"b"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"9999-12-31T23:59:59-01:00"}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		n, err := Decode(bytes.NewReader(body))
 		if err != nil {
@@ -34,6 +37,9 @@ func FuzzWebhook(f *testing.F) {
 			if !a.Status.Valid() || len(a.Labels) == 0 || a.StartsAt.IsZero() || a.Fingerprint != alert.Fingerprint(a.Labels) {
 				t.Fatalf("accepted a malformed alert: %+v", a)
 			}
+		}
+		if _, err := json.Marshal(n.Alerts); err != nil {
+			t.Fatalf("accepted alerts that cannot be stored: %v", err)
 		}
 	})
 }

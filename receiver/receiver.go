@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -24,13 +25,55 @@ type Sink interface {
 	Put(ctx context.Context, b alert.Batch) (alert.Batch, error)
 }
 
-// Auth is how the webhook authenticates Alertmanager: a bearer token, basic
-// auth, or nothing when Insecure is set explicitly.
+// Auth is how the webhook authenticates Alertmanager, and the management
+// endpoints their callers: a bearer token, basic auth, or nothing when
+// Insecure is set explicitly. The zero value lets no request in.
 type Auth struct {
 	BearerToken string
 	Username    string
 	Password    string
 	Insecure    bool
+}
+
+// Authenticated reports whether r carries the credentials a asks for, in
+// constant time; with none configured, whether a is Insecure.
+func (a Auth) Authenticated(r *http.Request) bool {
+	switch {
+	case a.BearerToken != "":
+		const prefix = "Bearer "
+		h := r.Header.Get("Authorization")
+		return len(h) > len(prefix) && equalFold(h[:len(prefix)], prefix) &&
+			subtle.ConstantTimeCompare([]byte(h[len(prefix):]), []byte(a.BearerToken)) == 1
+	case a.Username != "":
+		u, p, ok := r.BasicAuth()
+		userOK := subtle.ConstantTimeCompare([]byte(u), []byte(a.Username)) == 1
+		passOK := subtle.ConstantTimeCompare([]byte(p), []byte(a.Password)) == 1
+		return ok && userOK && passOK
+	default:
+		return a.Insecure
+	}
+}
+
+// Protect returns h behind a: a request without the credentials gets 401
+// with the challenge of a's scheme and never reaches h.
+func (a Auth) Protect(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.Authenticated(r) {
+			a.unauthorized(w)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// unauthorized answers 401 with the challenge of a's scheme.
+func (a Auth) unauthorized(w http.ResponseWriter) {
+	if a.Username != "" {
+		w.Header().Set("WWW-Authenticate", `Basic realm="selfheal"`)
+	} else {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="selfheal"`)
+	}
+	writeJSON(w, http.StatusUnauthorized, map[string]string{"status": "error", "error": "missing or invalid credentials"})
 }
 
 // DefaultMaxBodyBytes caps a webhook body when the config sets no limit.
@@ -41,6 +84,10 @@ type Options struct {
 	Auth Auth
 	// MaxBodyBytes caps the request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxAlerts is the most alerts one notification may hold: the inbox's
+	// capacity (receiver.inbox_size), as a bigger one can never be stored.
+	// 0 means no limit.
+	MaxAlerts int
 	// Ready reports whether the daemon accepts alerts; nil means always.
 	Ready func() bool
 	// PutTimeout bounds storing a batch; 0 means 5s.
@@ -66,13 +113,14 @@ type Receiver struct {
 
 // Rejection reasons, the values of selfheal_receiver_notifications_rejected_total{reason}.
 const (
-	ReasonMethod       = "method"
-	ReasonUnauthorized = "unauthorized"
-	ReasonNotReady     = "not_ready"
-	ReasonTooLarge     = "too_large"
-	ReasonInvalid      = "invalid"
-	ReasonInboxFull    = "inbox_full"
-	ReasonStorage      = "storage"
+	ReasonMethod        = "method"
+	ReasonUnauthorized  = "unauthorized"
+	ReasonNotReady      = "not_ready"
+	ReasonTooLarge      = "too_large"
+	ReasonTooManyAlerts = "too_many_alerts"
+	ReasonInvalid       = "invalid"
+	ReasonInboxFull     = "inbox_full"
+	ReasonStorage       = "storage"
 )
 
 // New returns a receiver that stores into inbox.
@@ -115,7 +163,7 @@ func New(inbox Sink, opts Options) *Receiver {
 			Help: "Alerts Alertmanager left out of notifications (truncatedAlerts); they never reach selfheal.",
 		}),
 	}
-	for _, r := range []string{ReasonMethod, ReasonUnauthorized, ReasonNotReady, ReasonTooLarge, ReasonInvalid, ReasonInboxFull, ReasonStorage} {
+	for _, r := range []string{ReasonMethod, ReasonUnauthorized, ReasonNotReady, ReasonTooLarge, ReasonTooManyAlerts, ReasonInvalid, ReasonInboxFull, ReasonStorage} {
 		rc.rejected.WithLabelValues(r)
 	}
 	return rc
@@ -130,13 +178,9 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.reject(w, http.StatusMethodNotAllowed, ReasonMethod, "use POST")
 		return
 	}
-	if !rc.authenticated(r) {
-		if rc.opts.Auth.Username != "" {
-			w.Header().Set("WWW-Authenticate", `Basic realm="selfheal"`)
-		} else {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="selfheal"`)
-		}
-		rc.reject(w, http.StatusUnauthorized, ReasonUnauthorized, "missing or invalid credentials")
+	if !rc.opts.Auth.Authenticated(r) {
+		rc.rejected.WithLabelValues(ReasonUnauthorized).Inc()
+		rc.opts.Auth.unauthorized(w)
 		return
 	}
 	if rc.opts.Ready != nil && !rc.opts.Ready() {
@@ -156,6 +200,11 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n, err := Decode(bytes.NewReader(body))
 	if err != nil {
 		rc.reject(w, http.StatusBadRequest, ReasonInvalid, err.Error())
+		return
+	}
+	if max := rc.opts.MaxAlerts; max > 0 && len(n.Alerts) > max {
+		rc.reject(w, http.StatusRequestEntityTooLarge, ReasonTooManyAlerts, fmt.Sprintf(
+			"notification has %d alerts, over the limit of %d (receiver.inbox_size): it could never be stored", len(n.Alerts), max))
 		return
 	}
 	if n.TruncatedAlerts > 0 {
@@ -194,24 +243,6 @@ func (rc *Receiver) reject(w http.ResponseWriter, code int, reason, msg string) 
 		rc.log.Warn("notification rejected", "status", code, "reason", reason, "err", msg)
 	}
 	writeJSON(w, code, map[string]string{"status": "error", "error": msg})
-}
-
-func (rc *Receiver) authenticated(r *http.Request) bool {
-	a := rc.opts.Auth
-	switch {
-	case a.BearerToken != "":
-		const prefix = "Bearer "
-		h := r.Header.Get("Authorization")
-		return len(h) > len(prefix) && equalFold(h[:len(prefix)], prefix) &&
-			subtle.ConstantTimeCompare([]byte(h[len(prefix):]), []byte(a.BearerToken)) == 1
-	case a.Username != "":
-		u, p, ok := r.BasicAuth()
-		userOK := subtle.ConstantTimeCompare([]byte(u), []byte(a.Username)) == 1
-		passOK := subtle.ConstantTimeCompare([]byte(p), []byte(a.Password)) == 1
-		return ok && userOK && passOK
-	default:
-		return a.Insecure
-	}
 }
 
 func equalFold(a, b string) bool { return bytes.EqualFold([]byte(a), []byte(b)) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,7 +41,7 @@ func newServer(t *testing.T, auth Auth, maxBody int64, capacity int) server {
 	reg := prometheus.NewPedanticRegistry()
 	ready := &atomic.Bool{}
 	ready.Store(true)
-	rc := New(in, Options{Auth: auth, MaxBodyBytes: maxBody, Ready: ready.Load, Registerer: reg})
+	rc := New(in, Options{Auth: auth, MaxBodyBytes: maxBody, MaxAlerts: capacity, Ready: ready.Load, Registerer: reg})
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
 	return server{rc: rc, url: srv.URL, inbox: in, reg: reg, ready: ready}
@@ -81,6 +82,11 @@ func TestReceiverStatusCodes(t *testing.T) {
 		{"version 3", bytes.Replace(good, []byte(`"version":"4"`), []byte(`"version":"3"`), 1), bearer("s3cret"), 400, ReasonInvalid},
 		{"missing body", nil, bearer("s3cret"), 400, ReasonInvalid},
 		{"over the body limit", append(good, bytes.Repeat([]byte(" "), 2048)...), bearer("s3cret"), 413, ReasonTooLarge},
+		{"a second document", append(bytes.Clone(good), good[:200]...), bearer("s3cret"), 400, ReasonInvalid},
+		{"NUL in a label", bytes.Replace(good, []byte(`"worker-01:9100","jenkins_job"`), []byte(`"worker-01\u0000","jenkins_job"`), 1), bearer("s3cret"), 400, ReasonInvalid},
+		{"non-UTF-8 label", bytes.Replace(good, []byte(`"worker-01:9100","jenkins_job"`), []byte("\"worker-\xff\",\"jenkins_job\""), 1), bearer("s3cret"), 400, ReasonInvalid},
+		{"startsAt beyond 2262", bytes.Replace(good, []byte(`"2026-11-21T19:08:21.8Z"`), []byte(`"2263-01-01T00:00:00Z"`), 1), bearer("s3cret"), 400, ReasonInvalid},
+		{"endsAt beyond 9999 in UTC", bytes.Replace(good, []byte(`"0001-01-01T00:00:00Z"`), []byte(`"9999-12-31T23:59:59-01:00"`), 1), bearer("s3cret"), 400, ReasonInvalid},
 		{"valid", good, bearer("s3cret"), 202, ""},
 	}
 	for _, c := range cases {
@@ -117,6 +123,21 @@ func TestReceiverNotReadyAndFull(t *testing.T) {
 	require.Equal(t, 503, post(t, s.url, multi, nil), "5 more alerts do not fit in 6")
 	require.Equal(t, 202, post(t, s.url, payload(t, "single-firing"), nil), "1 more does")
 	require.Equal(t, 6, s.inbox.Depth())
+}
+
+func TestReceiverRefusesMoreAlertsThanTheInboxHolds(t *testing.T) {
+	s := newServer(t, Auth{Insecure: true}, 0, 4)
+	before := testutil.ToFloat64(s.rc.rejected.WithLabelValues(ReasonTooManyAlerts))
+	resp, err := http.Post(s.url, "application/json", bytes.NewReader(payload(t, "multi-firing"))) // 5 alerts
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "it can never fit: 503 would be retried forever")
+	require.Contains(t, string(body), "5 alerts, over the limit of 4 (receiver.inbox_size)")
+	require.Equal(t, before+1, testutil.ToFloat64(s.rc.rejected.WithLabelValues(ReasonTooManyAlerts)))
+	require.Equal(t, 0, s.inbox.Depth())
+	require.Equal(t, 202, post(t, s.url, payload(t, "multi-after-partial-repeat"), nil), "3 alerts fit")
 }
 
 func TestReceiverStorageErrorIs5xx(t *testing.T) {
