@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -95,11 +97,71 @@ func (r *Registry) Build(file, path string, id string, with *yaml.Node) (Action,
 		}
 	}
 	if err := p.Validate(); err != nil {
-		return nil, nil, strictyaml.Errorf(file, with, path, "%v", err)
+		return nil, nil, positioned(file, path, with, err)
 	}
 	a, err := s.New(p)
 	if err != nil {
 		return nil, nil, strictyaml.Errorf(file, with, path, "%v", err)
 	}
 	return a, p, nil
+}
+
+// positioned turns the error of a Params' Validate into strictyaml errors
+// in file: each *ParamError at its parameter's node under with (whose YAML
+// path is path), anything else at with itself.
+func positioned(file, path string, with *yaml.Node, err error) error {
+	var out []error
+	for _, e := range flatten(err) {
+		var pe *ParamError
+		if errors.As(e, &pe) {
+			out = append(out, strictyaml.Errorf(file, locate(with, pe.Param), path+"."+pe.Param, "%s", pe.Msg))
+		} else {
+			out = append(out, strictyaml.Errorf(file, with, path, "%v", e))
+		}
+	}
+	if len(out) == 1 {
+		return out[0]
+	}
+	return errors.Join(out...)
+}
+
+// flatten lists the errors an errors.Join holds, depth first.
+func flatten(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flatten(e)...)
+	}
+	return out
+}
+
+// locate returns the node of param under with: "name", "name[i]" (an item
+// of a sequence) or "name.key" (a value of a mapping; the key may hold
+// dots). It falls back to with, or to the deepest node found.
+func locate(with *yaml.Node, param string) *yaml.Node {
+	name, key, hasKey := strings.Cut(param, ".")
+	name, idx, hasIdx := strings.Cut(name, "[")
+	n := strictyaml.Lookup(with, name)
+	if n == nil {
+		return with
+	}
+	var next *yaml.Node
+	switch {
+	case hasIdx:
+		i, err := strconv.Atoi(strings.TrimSuffix(idx, "]"))
+		if err == nil && n.Kind == yaml.SequenceNode && i >= 0 && i < len(n.Content) {
+			next = n.Content[i]
+		}
+	case hasKey:
+		next = strictyaml.Lookup(n, key)
+	default:
+		return n
+	}
+	if next == nil {
+		return n
+	}
+	return next
 }

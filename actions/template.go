@@ -10,8 +10,9 @@ import (
 )
 
 // Template is a parameter that is a Go text/template, parsed when the
-// playbook loads and rendered per alert with Alertmanager's DefaultFuncs and
-// missingkey=error: a label the alert does not have is an error, never "".
+// playbook loads and rendered per alert with Alertmanager's DefaultFuncs,
+// plus shellquote (ShellQuote), and missingkey=error: a label the alert
+// does not have is an error, never "".
 // The zero Template renders as "".
 type Template struct {
 	src string
@@ -26,6 +27,7 @@ func ParseTemplate(src string) (Template, error) {
 	t, err := template.New("").
 		Option("missingkey=error").
 		Funcs(template.FuncMap(amtemplate.DefaultFuncs)).
+		Funcs(template.FuncMap{"shellquote": ShellQuote}).
 		Parse(src)
 	if err != nil {
 		return Template{}, fmt.Errorf("template %q: %w", src, err)

@@ -54,7 +54,7 @@ func TestAlertmanagerRepeatsRunOncePerEpisode(t *testing.T) {
       - name: record
         action: exec
         with:
-          command: [/bin/sh, -c, 'echo "$SELFHEAL_EPISODE {{ .Labels.instance }}" >> %s']
+          command: [/bin/sh, -c, 'echo "$SELFHEAL_EPISODE $1" >> %s', sh, '{{ .Labels.instance }}']
   - name: note-resolution
     match: ['selfhealing="true"']
     on: resolved

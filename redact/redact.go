@@ -78,7 +78,7 @@ func (r *Redactor) String(s string) string {
 			s = strings.ReplaceAll(s, v, Shown)
 		}
 	}
-	s = userinfo.ReplaceAllString(s, "${1}:"+Shown+"@")
+	s = userinfo.ReplaceAllStringFunc(s, maskUserinfo)
 	s = authorization.ReplaceAllStringFunc(s, maskAuthorization)
 	s = headerLine.ReplaceAllStringFunc(s, maskHeaderLine)
 	s = bearer.ReplaceAllStringFunc(s, maskBearer)
@@ -139,13 +139,15 @@ func Name(name string) bool {
 
 var (
 	// userinfo is scheme://user:password@.
-	userinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:"'<>]*):[^\s/?#@"'<>]+@`)
+	userinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:"'<>]*):([^\s/?#@"'<>]+)@`)
 	// authorization is an Authorization header with its value: a word,
 	// then maybe a second one on the same line.
 	authorization = regexp.MustCompile(`(?i)\b((?:proxy-)?authorization[ \t]*[:=][ \t]*)([^\s"',;<]+)(?:([ \t]+)([^\s"',;<]+))?`)
 	// headerLine is "Name: value" up to the end of the line, for names
-	// with a hyphen (X-Signature) and cookies.
-	headerLine = regexp.MustCompile(`\b((?:[A-Za-z0-9]+-)+[A-Za-z0-9]+|[Cc]ookie)[ \t]*:[ \t]*([^\s<][^\r\n]*)`)
+	// with a hyphen (X-Signature) and cookies. The name starts a line or
+	// follows a space, quote or bracket: "/etc/x/chat-token: no such
+	// file" is a path in an error, not a header.
+	headerLine = regexp.MustCompile(`(?:^|[\s"'(\[{,;])((?:[A-Za-z0-9]+-)+[A-Za-z0-9]+|[Cc]ookie)[ \t]*:[ \t]*([^\s<][^\r\n]*)`)
 	// bearer is a Bearer token anywhere.
 	bearer = regexp.MustCompile(`(?i)\b(bearer[ \t]+)([A-Za-z0-9._~+/=\-]+)`)
 	// basic is what may be a Basic credential anywhere.
@@ -158,6 +160,16 @@ var (
 // authSchemes are the schemes an Authorization header names before its
 // credentials.
 var authSchemes = []string{"basic", "bearer", "token", "digest", "negotiate", "apikey"}
+
+// maskUserinfo masks the password of a URL, except "xxxxx": the mask of
+// url.URL.Redacted and of Prometheus' config.URL.
+func maskUserinfo(m string) string {
+	g := userinfo.FindStringSubmatch(m)
+	if g[2] == "xxxxx" {
+		return m
+	}
+	return g[1] + ":" + Shown + "@"
+}
 
 func maskAuthorization(m string) string {
 	g := authorization.FindStringSubmatch(m)

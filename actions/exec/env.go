@@ -48,6 +48,9 @@ func (a *Action) prepare(t actions.Target) (invocation, error) {
 		}
 		argv[i] = s
 	}
+	if err := checkArgv(a.p.Command, argv); err != nil {
+		return invocation{}, err
+	}
 	inv := invocation{argv: argv, dir: a.p.Dir}
 	env := map[string]string{}
 	for _, name := range inheritedVars() {

@@ -5,6 +5,7 @@
 package exec
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -60,7 +61,8 @@ func DefaultParams() *Params {
 }
 
 // Validate checks the parameters without rendering them. Every problem is
-// reported, separated by "; ".
+// reported, separated by "; "; what a label could steer (steer.go) comes
+// after, as one *actions.ParamError per parameter.
 func (p *Params) Validate() error {
 	var probs []string
 	if len(p.Command) == 0 {
@@ -86,10 +88,11 @@ func (p *Params) Validate() error {
 			probs = append(probs, fmt.Sprintf("retryable_exit_codes[%d]: %d is not a failing exit code (1..255)", i, c))
 		}
 	}
+	errs := p.steerErrors()
 	if len(probs) > 0 {
-		return fmt.Errorf("%s", strings.Join(probs, "; "))
+		errs = append([]error{fmt.Errorf("%s", strings.Join(probs, "; "))}, errs...)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Spec returns the exec action type. The actions it builds log to logger

@@ -8,12 +8,14 @@ import (
 	"strings"
 
 	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/redact"
 )
 
 // Plan renders the command for t and says what Run would start: the argv,
 // the resolved executable, the working directory, the timeout and the
 // environment. It runs nothing; it only looks the executable and the
-// working directory up. An argv that does not render, an executable that
+// working directory up. Env params whose names look secret show as
+// "<secret>". An argv that does not render, an executable that
 // is not found and a missing working directory are errors, as they would
 // be for Run.
 func (a *Action) Plan(_ context.Context, t actions.Target) (actions.Plan, error) {
@@ -48,7 +50,20 @@ func (a *Action) Plan(_ context.Context, t actions.Target) (actions.Plan, error)
 		Summary: "run " + quoteArgv(inv.argv),
 		Params:  params,
 		Details: a.planDetails(inv),
-	}, nil
+	}.Redacted(inv.redactor()), nil
+}
+
+// redactor knows the values of the env params whose names look secret
+// (FOO_PASSWORD, API_TOKEN; redact.Name): plans, results and errors show
+// them as "<secret>", even when the command prints them.
+func (inv invocation) redactor() *redact.Redactor {
+	var secrets []string
+	for _, name := range inv.params {
+		if redact.Name(name) {
+			secrets = append(secrets, inv.paramValues[name])
+		}
+	}
+	return redact.New(secrets...)
 }
 
 // planDetails explains how the command runs and what it sees.

@@ -32,7 +32,8 @@ var errTimedOut = errors.New("exec timeout")
 // retryable_exit_codes (then the error is actions.Retryable). A timeout or
 // a cancelled ctx kills the process group and fails permanently: the
 // command may not be idempotent. On failure after the command started, the
-// Result still carries its exit code and output tails.
+// Result still carries its exit code and output tails. The values of
+// secret env params show as "<secret>" in both.
 func (a *Action) Run(ctx context.Context, t actions.Target) (actions.Result, error) {
 	inv, err := a.prepare(t)
 	if err != nil {
@@ -72,7 +73,9 @@ func (a *Action) Run(ctx context.Context, t actions.Target) (actions.Result, err
 			"stderr":    stderr.String(),
 		},
 	}
-	return res, a.outcome(ctx, runCtx, inv.argv[0], waitErr, code, stderr, res.Details)
+	err = a.outcome(ctx, runCtx, inv.argv[0], waitErr, code, stderr, res.Details)
+	red := inv.redactor()
+	return res.Redacted(red), red.Error(err)
 }
 
 // outcome turns how the command ended into Run's error.

@@ -62,9 +62,11 @@ func TestValidate(t *testing.T) {
 	}{
 		{"ok", func(*Params) {}, ""},
 		{"templated paths", func(p *Params) {
-			p.DataDir = actions.MustTemplate("{{ .Labels.dir }}")
+			p.DataDir = actions.MustTemplate("/var/lib/prometheus/{{ .Labels.dir }}")
 			p.ReadyURL = actions.MustTemplate("http://{{ .Labels.instance }}/-/ready")
 		}, ""},
+		{"templated path without a literal folder", func(p *Params) { p.DataDir = actions.MustTemplate("{{ .Labels.dir }}") },
+			`data_dir: "{{ .Labels.dir }}": a templated path must start with a literal absolute folder`},
 		{"kubernetes parameter in host mode", func(p *Params) { p.StatefulSet = actions.MustTemplate("prometheus-main") }, "statefulset: only for mode kubernetes"},
 		{"unknown mode", func(p *Params) { p.Mode = "docker" }, `mode: "docker" must be host or kubernetes`},
 		{"no data dir", func(p *Params) { p.DataDir = actions.Template{} }, "data_dir: must be set"},
@@ -281,11 +283,11 @@ func TestPlanRefusals(t *testing.T) {
 		_, err := a.Plan(context.Background(), target())
 		require.ErrorContains(t, err, "prometheus.wal_cleanup: data_dir: render")
 	})
-	t.Run("rendered path not absolute", func(t *testing.T) {
+	t.Run("rendered path outside its folder", func(t *testing.T) {
 		data := fakeTSDB(t)
-		a := newAction(t, data, Deps{}, func(p *Params) { p.DataDir = actions.MustTemplate("{{ .Labels.data }}") })
+		a := newAction(t, data, Deps{}, func(p *Params) { p.DataDir = actions.MustTemplate("/srv/{{ .Labels.data }}/../..") })
 		_, err := a.Plan(context.Background(), target())
-		require.ErrorContains(t, err, `data_dir: "data" is not an absolute path`)
+		require.ErrorContains(t, err, `data_dir: "/srv/data/../.." leaves /srv, the folder the playbook names`)
 	})
 	t.Run("missing data dir", func(t *testing.T) {
 		data := fakeTSDB(t)

@@ -16,10 +16,12 @@
 package promwal
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -154,10 +156,31 @@ func (p *Params) Validate() error {
 	if p.ReadyTimeout <= 0 {
 		probs = append(probs, "ready_timeout: must be greater than 0")
 	}
+	errs := p.steerErrors()
 	if len(probs) > 0 {
-		return fmt.Errorf("%s", strings.Join(probs, "; "))
+		errs = append([]error{fmt.Errorf("%s", strings.Join(probs, "; "))}, errs...)
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// steerErrors are the load-time refusals of what a label could steer
+// (actions/steer.go), each an *actions.ParamError: a templated data_dir or
+// quarantine_dir without a literal absolute folder, a ready_url with a user
+// and password and a templated host.
+func (p *Params) steerErrors() []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		t    actions.Template
+	}{{"data_dir", p.DataDir}, {"quarantine_dir", p.QuarantineDir}} {
+		if err := actions.CheckPathTemplate(f.t); err != nil {
+			errs = append(errs, actions.ParamErrorf(f.name, "%v", err))
+		}
+	}
+	if err := actions.CheckCredentialURL(p.ReadyURL, ""); err != nil {
+		errs = append(errs, actions.ParamErrorf("ready_url", "%v", err))
+	}
+	return errs
 }
 
 func (p *Params) validateHost() []string {
@@ -278,6 +301,7 @@ type rendered struct {
 // render renders the templated parameters for t and checks the results.
 func (a *Action) render(t actions.Target) (rendered, error) {
 	var r rendered
+	var err error
 	for _, f := range []struct {
 		name string
 		t    actions.Template
@@ -285,6 +309,16 @@ func (a *Action) render(t actions.Target) (rendered, error) {
 	}{
 		{"data_dir", a.p.DataDir, &r.dataDir},
 		{"quarantine_dir", a.p.QuarantineDir, &r.quarantineDir},
+	} {
+		if *f.dst, err = actions.RenderPath(f.t, t); err != nil {
+			return r, fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		t    actions.Template
+		dst  *string
+	}{
 		{"systemd_unit", a.p.SystemdUnit, &r.unit},
 		{"ready_url", a.p.ReadyURL, &r.readyURL},
 	} {
@@ -294,21 +328,21 @@ func (a *Action) render(t actions.Target) (rendered, error) {
 		}
 		*f.dst = strings.TrimSpace(s)
 	}
-	switch {
-	case !filepath.IsAbs(r.dataDir):
-		return r, fmt.Errorf("data_dir: %q is not an absolute path", r.dataDir)
-	case !filepath.IsAbs(r.quarantineDir):
-		return r, fmt.Errorf("quarantine_dir: %q is not an absolute path", r.quarantineDir)
-	case strings.HasPrefix(r.unit, "-") || strings.ContainsAny(r.unit, " \t\n"):
+	if r.unit != "" && !unitName.MatchString(r.unit) {
 		return r, fmt.Errorf("systemd_unit: %q is not a unit name", r.unit)
 	}
 	if r.readyURL != "" {
-		if err := checkURL(r.readyURL); err != nil {
+		if err := checkReadyURL(a.p.ReadyURL, r.readyURL); err != nil {
 			return r, fmt.Errorf("ready_url: %w", err)
 		}
 	}
 	return r, nil
 }
+
+// unitName is the syntax of a systemd unit name (systemd.unit(5)): no
+// space, no shell syntax, and no leading "-" that systemctl would take as
+// an option.
+var unitName = regexp.MustCompile(`^[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]{0,254}$`)
 
 // options are the core options for r.
 func (a *Action) options(r rendered, t actions.Target) QuarantineOptions {

@@ -184,3 +184,16 @@ func checkURL(s string) error {
 	}
 	return nil
 }
+
+// checkReadyURL checks s, what the ready_url template t rendered: an
+// absolute http(s) URL where a label added no user and password.
+func checkReadyURL(t actions.Template, s string) error {
+	if err := checkURL(s); err != nil {
+		return err
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	return actions.CheckRenderedURL(t, u)
+}

@@ -42,6 +42,9 @@ func (a *Action) prepare(t actions.Target) (*request, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := actions.CheckRenderedURL(a.p.URL, u); err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
 	body, err := a.p.Body.Render(t)
 	if err != nil {
 		return nil, fmt.Errorf("body: %w", err)

@@ -5,6 +5,7 @@
 package webhook
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -76,7 +77,8 @@ func methods() []string {
 }
 
 // Validate checks the parameters without rendering them. Every problem is
-// reported, separated by "; ".
+// reported, separated by "; "; a URL a label could point elsewhere while
+// the request carries credentials comes after, as an *actions.ParamError.
 func (p *Params) Validate() error {
 	var probs []string
 	switch src := p.URL.String(); {
@@ -105,9 +107,9 @@ func (p *Params) Validate() error {
 		probs = append(probs, fmt.Sprintf("bearer_token_file: %q must be an absolute path", p.BearerTokenFile))
 	}
 	if len(probs) > 0 {
-		return fmt.Errorf("%s", strings.Join(probs, "; "))
+		return errors.Join(fmt.Errorf("%s", strings.Join(probs, "; ")), p.steerError())
 	}
-	return nil
+	return p.steerError()
 }
 
 // checkHeaderName checks a header name given in headers.
