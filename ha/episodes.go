@@ -87,7 +87,9 @@ func pruneEpisodes(b *bolt.Bucket, cutoff time.Time) error {
 		if err := json.Unmarshal(v, &st); err != nil {
 			return err
 		}
-		if st.LastSeen.Before(cutoff) {
+		// An unresolved episode is never forgotten, however long since its
+		// last delivery: the next one would be "new" and run again.
+		if st.Status == alert.Resolved && st.LastSeen.Before(cutoff) {
 			if err := c.Delete(); err != nil {
 				return err
 			}

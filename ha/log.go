@@ -186,10 +186,11 @@ func (l *Log) Unfinished() ([]Record, error) {
 	return out, err
 }
 
-// Prune forgets episodes not delivered since cutoff, then deletes the final
-// records of runs claimed before cutoff whose episode is forgotten. A run of
-// an episode that is still being delivered is kept however old it is, so a
-// long-firing alert never runs again. It returns how many runs it deleted.
+// Prune forgets resolved episodes not delivered since cutoff, then deletes
+// the final records of runs claimed before cutoff whose episode is
+// forgotten. An episode that has not been resolved is never forgotten, and
+// neither are its runs, however old: a long-firing alert, or one whose
+// deliveries paused, never runs again. It returns how many runs it deleted.
 func (l *Log) Prune(cutoff time.Time) (int, error) {
 	n := 0
 	err := l.db.Update(func(tx *bolt.Tx) error {

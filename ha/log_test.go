@@ -129,8 +129,12 @@ func TestPruneKeepsRunsOfEpisodesStillDelivered(t *testing.T) {
 		rec.State = Succeeded
 		require.NoError(t, l.Update(rec))
 	}
+	resolved := old
+	resolved.Status = alert.Resolved
+	_, err := l.Observe(resolved)
+	require.NoError(t, err)
 	now = now.Add(48 * time.Hour)
-	_, err := l.Observe(active) // still repeating
+	_, err = l.Observe(active) // still repeating
 	require.NoError(t, err)
 
 	n, err := l.Prune(now.Add(-24 * time.Hour))
@@ -140,4 +144,41 @@ func TestPruneKeepsRunsOfEpisodesStillDelivered(t *testing.T) {
 	require.False(t, ok)
 	_, ok, _ = l.Get(RunID("pb", active.Episode()))
 	require.True(t, ok, "the run of a still-firing episode must be kept, or it would run again")
+}
+
+// An episode Alertmanager stopped repeating (a long group_interval or
+// repeat_interval, an outage of the sender, a retention shorter than both)
+// has not ended: forgetting it would make its next delivery "new" and run
+// its playbooks again. Only resolved episodes are pruned.
+func TestPruneNeverForgetsAnUnresolvedEpisode(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := openLog(t, t.TempDir(), func() time.Time { return now })
+	defer l.Close()
+	firing := testAlert(alert.Firing, time.Unix(1, 0))
+	ended := testAlert(alert.Firing, time.Unix(2, 0))
+	for _, a := range []alert.Alert{firing, ended} {
+		_, err := l.Observe(a)
+		require.NoError(t, err)
+		rec, _, err := l.Claim(Record{ID: RunID("pb", a.Episode()), Episode: a.Episode()})
+		require.NoError(t, err)
+		rec.State = Succeeded
+		require.NoError(t, l.Update(rec))
+	}
+	resolved := ended
+	resolved.Status = alert.Resolved
+	_, err := l.Observe(resolved)
+	require.NoError(t, err)
+
+	now = now.Add(30 * 24 * time.Hour) // nothing delivered for 30 days
+	n, err := l.Prune(now.Add(-24 * time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the run of the resolved episode goes")
+	_, ok, _ := l.Get(RunID("pb", firing.Episode()))
+	require.True(t, ok, "the run of an unresolved episode is kept")
+	obs, err := l.Observe(firing)
+	require.NoError(t, err)
+	require.Equal(t, Duplicate, obs, "a repeat of an unresolved episode, however late, is not new")
+	obs, err = l.Observe(ended)
+	require.NoError(t, err)
+	require.Equal(t, New, obs, "a resolved episode is forgotten after retention")
 }
