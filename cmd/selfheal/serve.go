@@ -126,7 +126,11 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	srv := &http.Server{
 		Handler: shweb.Handler(shweb.Options{
 			Webhook: rcv, Runs: store, Playbooks: eng.Playbooks, Sources: catalog.Statuses,
-			Reload: files.reload, Kubernetes: kubeStatus(cms), Ready: ready.Load,
+			Reload: files.reload, Kubernetes: kubeStatus(cms), Ready: func() bool {
+				// Not ready while the execution log cannot be written: the
+				// receiver still accepts into the inbox, nothing runs.
+				return ready.Load() && eng.StorageError() == nil
+			},
 			Node: c.node, Version: version.Version, Gatherer: reg,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
