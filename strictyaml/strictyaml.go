@@ -19,6 +19,7 @@ import (
 
 	goccy "github.com/goccy/go-yaml"
 	goccyparser "github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -70,11 +71,10 @@ func Errorf(file string, node *yaml.Node, path, format string, args ...any) *Err
 var lineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?`)
 
 // Parse parses data into a document node. A syntax error names the file,
-// line and column: go.yaml.in/yaml/v3 reports only a line (for parser
-// errors the line before the problem), so the position and message come
-// from a second parser, github.com/goccy/go-yaml, which reports both; when
-// that one finds no error, or one after yaml/v3's, yaml/v3's own message and
-// line are kept.
+// line and column: go.yaml.in/yaml/v3 reports only a line, so the position
+// and message come from a second parser, github.com/goccy/go-yaml, which
+// reports both, where the two agree (see trustSyntaxPosition); otherwise
+// yaml/v3's own message and line are kept.
 func Parse(file string, data []byte) (*yaml.Node, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -83,15 +83,23 @@ func Parse(file string, data []byte) (*yaml.Node, error) {
 			e.Line, _ = strconv.Atoi(m[1])
 			e.Msg = "syntax error: " + e.Msg[len(m[0]):]
 		}
-		// goccy may point where the broken construct starts (an unclosed
-		// quote or bracket), before yaml/v3's line, but never after the line
-		// following it (yaml/v3 may name the line before the problem).
-		if line, col, msg, ok := syntaxPosition(data); ok && (e.Line == 0 || line <= e.Line+1) {
+		if line, col, msg, ok := syntaxPosition(data); ok && trustSyntaxPosition(e, line) {
 			e.Line, e.Column, e.Msg = line, col, "syntax error: "+msg
 		}
 		return nil, e
 	}
 	return &doc, nil
+}
+
+// trustSyntaxPosition says whether goccy's line agrees with yaml/v3's error
+// e. yaml/v3 names a line before the problem: for its parser errors ("did
+// not find expected key") the line where the enclosing block starts, minus
+// one, so goccy may be any number of lines later; for its scanner errors
+// the line of the problem or of the start of the broken construct, so goccy
+// may be earlier (where an unclosed quote or bracket starts) but at most
+// one line later.
+func trustSyntaxPosition(e *Error, line int) bool {
+	return e.Line == 0 || line <= e.Line+1 || strings.HasPrefix(e.Msg, "syntax error: did not find expected ")
 }
 
 // syntaxPosition asks goccy/go-yaml where data's syntax error is. It only
@@ -104,10 +112,18 @@ func syntaxPosition(data []byte) (line, col int, msg string, ok bool) {
 	}()
 	_, err := goccyparser.ParseBytes(data, 0, goccyparser.AllowDuplicateMapKey()) // duplicates are Decode's to report
 	var se *goccy.SyntaxError
-	if errors.As(err, &se) && se.Token != nil && se.Token.Position != nil && se.Token.Position.Line > 0 {
-		return se.Token.Position.Line, se.Token.Position.Column, se.Message, true
+	if !errors.As(err, &se) || se.Token == nil || se.Token.Position == nil || se.Token.Position.Line <= 0 {
+		return 0, 0, "", false
 	}
-	return 0, 0, "", false
+	pos := se.Token.Position
+	// A plain value that goes on over more lines and is followed by a colon
+	// (a key indented deeper than its sibling continues the value above
+	// it): goccy names where the value starts, the problem is the colon.
+	if next := se.Token.Next; se.Token.Type == token.StringType && next != nil && next.Type == token.MappingValueType &&
+		next.Position != nil && next.Position.Line > pos.Line {
+		return next.Position.Line, next.Position.Column, "mapping value is not allowed in this context", true
+	}
+	return pos.Line, pos.Column, se.Message, true
 }
 
 // Decode decodes node into out, which must be a non-nil pointer. path is the

@@ -64,15 +64,31 @@ f.yaml:9:1: field "name" given twice`, err.Error())
 }
 
 // TestParseSyntaxError: syntax errors carry line and column. yaml/v3 alone
-// would say "line 2" for the unclosed flow sequence opened on line 3.
+// would say "line 2" for the unclosed flow sequence opened on line 3, and
+// "line 1" (where the enclosing block starts) for most bad indents.
 func TestParseSyntaxError(t *testing.T) {
-	for src, want := range map[string]string{
-		"a: 'unterminated\nb: c\n":                     "f.yaml:1:4: syntax error: could not find end character of single-quoted text",
-		"playbooks:\n  - name: x\n    match: ['a=b'\n": "f.yaml:3:12: syntax error: sequence end token ']' not found",
-		"a:\n\t- b\n": "f.yaml:2:1: syntax error: found character '\t' that cannot start any token",
+	for _, c := range []struct{ name, src, want string }{
+		{"unclosed quote", "a: 'unterminated\nb: c\n", "f.yaml:1:4: syntax error: could not find end character of single-quoted text"},
+		{"unclosed flow sequence", "playbooks:\n  - name: x\n    match: ['a=b'\n", "f.yaml:3:12: syntax error: sequence end token ']' not found"},
+		{"tab", "a:\n\t- b\n", "f.yaml:2:1: syntax error: found character '\t' that cannot start any token"},
+		{"key less indented than its siblings in a list item", "playbooks:\n  - name: x\n    match: [a]\n   steps: []\n",
+			"f.yaml:4:4: syntax error: value is not allowed in this context"},
+		{"key more indented than its siblings in a list item", "playbooks:\n  - name: x\n    match: [a]\n      steps: []\n",
+			"f.yaml:4:7: syntax error: value is not allowed in this context"},
+		{"list item less indented than the one before", "a:\n  b:\n    - 1\n   - 2\n", "f.yaml:4:4: syntax error: value is not allowed in this context"},
+		{"key after a list at the list's indent", "a:\n  - b\n  c: d\n", "f.yaml:3:3: syntax error: value is not allowed in this context"},
+		// A deeper key continues the plain value above it ("2 queue"), so
+		// the error is the colon after it, not where that value starts.
+		{"key more indented than its sibling", "receiver:\n  insecure: true\nengine:\n workers: 2\n  queue: 3\n",
+			"f.yaml:5:8: syntax error: mapping value is not allowed in this context"},
+		{"key under a scalar", "a: 1\nb: 2\n  c: 3\n", "f.yaml:3:4: syntax error: mapping value is not allowed in this context"},
+		{"key under a list item", "a:\n  b:\n  - c\n   d: 1\n", "f.yaml:4:5: syntax error: mapping value is not allowed in this context"},
+		{"two colons on a line", "a: b: c\n", "f.yaml:1:4: syntax error: mapping value is not allowed in this context"},
 	} {
-		_, err := Parse("f.yaml", []byte(src))
-		require.EqualError(t, err, want, src)
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(c.src))
+			require.EqualError(t, err, c.want, c.src)
+		})
 	}
 }
 

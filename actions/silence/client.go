@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/alertmanager/api/v2/models"
 
 	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/redact"
 )
 
 const (
@@ -43,6 +44,9 @@ type client struct {
 	api amsilence.ClientService
 	// url is the base URL for messages, a password hidden.
 	url string
+	// redactor knows the URL's password and the basic auth built from
+	// it: what an error body may echo.
+	redactor *redact.Redactor
 }
 
 // newClient builds the go-openapi transport as amtool does
@@ -59,13 +63,15 @@ func newClient(u *url.URL, hc *http.Client) *client {
 	// An error page of a proxy in front of Alertmanager may have any
 	// content type; without a catch-all consumer its status would be lost.
 	rt.Consumers["*/*"] = runtime.ByteStreamConsumer()
+	var secrets []string
 	if u.User != nil {
 		pw, _ := u.User.Password()
 		rt.DefaultAuthentication = httptransport.BasicAuth(u.User.Username(), pw)
+		secrets = redact.BasicAuth(u.User.Username(), pw)
 	}
 	shown := *u
 	shown.Path = strings.TrimSuffix(shown.Path, "/")
-	return &client{api: amsilence.New(rt, strfmt.Default), url: shown.Redacted()}
+	return &client{api: amsilence.New(rt, strfmt.Default), url: shown.Redacted(), redactor: redact.New(secrets...)}
 }
 
 // post creates s and returns its id. Errors are classified by classify.

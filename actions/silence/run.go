@@ -109,18 +109,19 @@ func (s *prepared) postable(start, end time.Time, createdBy string) *models.Post
 func ptr[T any](v T) *T { return &v }
 
 // Plan says which silence Run would create for t, and where. It sends
-// nothing.
+// nothing. The URL's password shows as xxxxx, and nothing else shows it or
+// the basic auth built from it.
 func (a *Action) Plan(_ context.Context, t actions.Target) (actions.Plan, error) {
 	s, err := a.prepare(t)
 	if err != nil {
-		return actions.Plan{}, fmt.Errorf("%s: %w", ID, err)
+		return actions.Plan{}, a.am.redactor.Error(fmt.Errorf("%s: %w", ID, err))
 	}
 	ms := s.matcherString()
 	expire := "not expired when the run finishes: it lasts its whole duration"
 	if a.p.ExpireOnFinish {
 		expire = "expired when the run finishes, whatever its outcome (DELETE /api/v2/silence/{id})"
 	}
-	return actions.Plan{
+	plan := actions.Plan{
 		Summary: fmt.Sprintf("silence %s on %s for %s", ms, a.am.url, a.p.Duration),
 		Params: []actions.Param{
 			{Name: "matchers", Value: ms},
@@ -136,15 +137,24 @@ func (a *Action) Plan(_ context.Context, t actions.Target) (actions.Plan, error)
 			expire,
 			fmt.Sprintf("transport errors, timeouts (%s per request), 408, 429 and 5xx are retryable; other 4xx fail the step", requestTimeout),
 		},
-	}, nil
+	}
+	return plan.Redacted(a.am.redactor), nil
 }
 
 // Run creates the silence for t, from now for the step's duration. Its
 // Result's Details hold the silence_id, ends_at and matchers. Transport
 // errors, timeouts, 408, 429 and 5xx are actions.Retryable; other 4xx fail
 // permanently with Alertmanager's message. A done ctx ends Run at once,
-// permanently.
+// permanently. Neither the result nor the error shows the URL's password
+// or the basic auth built from it, even when Alertmanager (or a proxy in
+// front of it) echoes them.
 func (a *Action) Run(ctx context.Context, t actions.Target) (actions.Result, error) {
+	res, err := a.run(ctx, t)
+	return res.Redacted(a.am.redactor), a.am.redactor.Error(err)
+}
+
+// run is Run before redaction.
+func (a *Action) run(ctx context.Context, t actions.Target) (actions.Result, error) {
 	s, err := a.prepare(t)
 	if err != nil {
 		return actions.Result{}, fmt.Errorf("%s: %w", ID, err)
@@ -172,13 +182,13 @@ func (a *Action) Run(ctx context.Context, t actions.Target) (actions.Result, err
 
 // Expire expires silence id now (the API's DELETE). Expiring an expired
 // silence succeeds; an id Alertmanager does not know is ErrNotFound.
-// Errors are retryable like Run's.
+// Errors are retryable like Run's, and redacted like them.
 func (a *Action) Expire(ctx context.Context, id string) error {
 	if id == "" {
 		return fmt.Errorf("%s: expire: no silence id", ID)
 	}
 	if err := a.am.expire(ctx, id); err != nil {
-		return fmt.Errorf("%s: expire silence %s on %s: %w", ID, id, a.am.url, err)
+		return a.am.redactor.Error(fmt.Errorf("%s: expire silence %s on %s: %w", ID, id, a.am.url, err))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/redact"
 )
 
 // ID is the action type id of silence steps.
@@ -148,10 +149,11 @@ func New(p *Params, o Options) (*Action, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	am := newClient(u, o.HTTPClient)
 	return &Action{
 		p:      *p,
-		am:     newClient(u, o.HTTPClient),
-		logger: o.Logger.With("component", "actions/silence"),
+		am:     am,
+		logger: slog.New(am.redactor.Handler(o.Logger.Handler())).With("component", "actions/silence"),
 		now:    o.Now,
 	}, nil
 }
@@ -163,7 +165,8 @@ func checkURL(s string) (*url.URL, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("alertmanager url: %w", err)
+		// Its text quotes the URL, password and all.
+		return nil, redact.New().Error(fmt.Errorf("alertmanager url: %w", err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("alertmanager url: %q is not an absolute http or https URL", u.Redacted())
