@@ -127,3 +127,28 @@ func TestCheckExampleConfigMap(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "configmap/monitoring/selfheal-playbooks/prometheus.yaml: 1 playbooks")
 }
+
+// TestCheckRefusesWhatLabelsCouldSteer: a credential URL with a templated
+// host, a templated path without a literal folder and a label templated
+// into shell code are reported each at its parameter, in playbook files and
+// in ConfigMap manifests.
+func TestCheckRefusesWhatLabelsCouldSteer(t *testing.T) {
+	const file = "testdata/steer.yaml"
+	code, stdout, stderr := runCLI(t, "", "check", file)
+	require.Equal(t, 1, code)
+	require.Empty(t, stdout)
+	require.Equal(t, "FAILED: "+file+"\n"+
+		"  "+file+":"+position(t, file, "'http://")+`: playbooks[0].steps[0].with.url: the request carries a bearer token (bearer_token_file), so the URL's scheme, host and port must be literal: a template may only follow "scheme://host[:port]/"`+"\n"+
+		"  "+file+":"+position(t, file, "'{{ .Labels.prom }}'")+`: playbooks[1].steps[0].with.data_dir: "{{ .Labels.prom }}": a templated path must start with a literal absolute folder, like /srv/{{ .Labels.name }}, so that a label cannot name any path`+"\n"+
+		"  "+file+":"+position(t, file, "'rm -rf /data/")+`: playbooks[2].steps[0].with.command[2]: /bin/sh runs this as shell code, so a label could become a command: {{.Labels.instance}} must end in "| shellquote", or pass the value after the script and use "$1"`+"\n"+
+		"  "+file+":"+position(t, file, "'/usr/lib/")+`: playbooks[2].steps[0].with.env.LD_PRELOAD: a template may not set a variable that decides which code runs (PATH, LD_*, BASH_ENV, ...); write its value literally`+"\n",
+		stderr)
+
+	const manifest = "testdata/steer-configmap.yaml"
+	code, stdout, stderr = runCLI(t, "", "check", manifest)
+	require.Equal(t, 1, code)
+	require.Empty(t, stdout)
+	require.Equal(t, "FAILED: "+manifest+":9:3: configmap/ops/steer/steer.yaml\n"+
+		"  "+manifest+":"+position(t, manifest, "'touch")+`: playbooks[0].steps[0].with.command[2]: /bin/bash runs this as shell code, so a label could become a command: {{.Labels.instance}} must end in "| shellquote", or pass the value after the script and use "$1"`+"\n",
+		stderr)
+}
