@@ -55,7 +55,7 @@ type runView struct {
 func runs(t *testing.T, d *daemon) []runView {
 	t.Helper()
 	var out struct{ Runs []runView }
-	require.NoError(t, json.Unmarshal([]byte(getBody(t, d.url+"/api/v1/runs")), &out))
+	require.NoError(t, json.Unmarshal([]byte(d.get(t, "/api/v1/runs")), &out))
 	return out.Runs
 }
 

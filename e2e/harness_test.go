@@ -241,6 +241,37 @@ func writeFile(t *testing.T, path, content string) {
 type daemon struct {
 	*proc
 	url string
+	// token is the receiver's bearer token (dir/token), which the read
+	// API and /-/reload ask for too; "" when the config has none.
+	token string
+}
+
+// request sends method path to the daemon with its bearer token and
+// returns the status and body.
+func (d *daemon) request(t *testing.T, method, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, d.url+path, nil)
+	require.NoError(t, err)
+	if d.token != "" {
+		req.Header.Set("Authorization", "Bearer "+d.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+// get returns the body of an authenticated GET of path, or "" unless it
+// answers 200.
+func (d *daemon) get(t *testing.T, path string) string {
+	t.Helper()
+	code, body := d.request(t, http.MethodGet, path)
+	if code != http.StatusOK {
+		return ""
+	}
+	return body
 }
 
 // startSelfheal starts the binary with the config in dir/selfheal.yml and
@@ -262,6 +293,9 @@ func startSelfhealAs(t *testing.T, dir, storage string, port int, node string) *
 		"--cluster.name="+node,
 		"--log.level=debug")
 	d := &daemon{proc: p, url: "http://" + addr}
+	if tok, err := os.ReadFile(filepath.Join(dir, "token")); err == nil {
+		d.token = strings.TrimSpace(string(tok))
+	}
 	waitHTTP(t, d.url+"/-/ready", 30*time.Second)
 	return d
 }

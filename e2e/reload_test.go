@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -53,7 +52,7 @@ type playbooksView struct {
 func apiPlaybooks(t *testing.T, d *daemon) playbooksView {
 	t.Helper()
 	var v playbooksView
-	require.NoError(t, json.Unmarshal([]byte(getBody(t, d.url+"/api/v1/playbooks")), &v))
+	require.NoError(t, json.Unmarshal([]byte(d.get(t, "/api/v1/playbooks")), &v))
 	return v
 }
 
@@ -76,12 +75,7 @@ func (v playbooksView) source(name string) sourceView {
 
 func reload(t *testing.T, d *daemon) (int, string) {
 	t.Helper()
-	resp, err := http.Post(d.url+"/-/reload", "", nil)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(body)
+	return d.request(t, http.MethodPost, "/-/reload")
 }
 
 // TestConfigMapPlaybooksLiveReload: the daemon, pointed at the real
@@ -218,12 +212,12 @@ kubernetes:
 		} `json:"kubernetes"`
 	}
 	eventually(t, 10*time.Second, "the watch error in /api/v1/status", func() bool {
-		require.NoError(t, json.Unmarshal([]byte(getBody(t, d.url+"/api/v1/status")), &st))
+		require.NoError(t, json.Unmarshal([]byte(d.get(t, "/api/v1/status")), &st))
 		return len(st.Kubernetes.Namespaces) == 1 && strings.Contains(st.Kubernetes.Namespaces[0].Error, "forbidden")
 	})
 	require.Contains(t, strings.Join(st.Kubernetes.Problems, "\n"), "forbidden: needs verb watch on resource configmaps in namespace "+ns)
 	require.False(t, st.Kubernetes.Namespaces[0].Synced)
-	require.Contains(t, getBody(t, d.url+"/-/healthy"), "Healthy")
+	require.Contains(t, d.get(t, "/-/healthy"), "Healthy")
 	select {
 	case <-d.done:
 		t.Fatal("the daemon exited")

@@ -157,7 +157,7 @@ func TestHostileLabels(t *testing.T) {
 	require.Equal(t, "succeeded", byPlaybook["quoted-label-in-shell"].State)
 	wal := byPlaybook["label-in-data-dir"]
 	require.Equal(t, "failed", wal.State)
-	record := getBody(t, d.url+"/api/v1/runs/"+wal.ID)
+	record := d.get(t, "/api/v1/runs/"+wal.ID)
 	require.Contains(t, record, `leaves `+tsdb+`/proms, the folder the playbook names`)
 
 	// The refusals at load name file, line, column and YAML path: in the

@@ -87,6 +87,9 @@ func OpenInbox(dir string, capacity int) (*Inbox, error) {
 // Close closes the database.
 func (in *Inbox) Close() error { return in.db.Close() }
 
+// Capacity returns the most alerts the inbox holds.
+func (in *Inbox) Capacity() int { return in.capacity }
+
 // Depth returns how many alerts are stored and not yet acknowledged.
 func (in *Inbox) Depth() int {
 	in.mu.Lock()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/selfheal/selfheal/ha"
 	"github.com/selfheal/selfheal/playbooks"
+	"github.com/selfheal/selfheal/receiver"
 )
 
 // Runs is the read side of the execution log (an *ha.Log).
@@ -24,7 +25,12 @@ type Runs interface {
 
 // Options are the parts the HTTP surface shows.
 type Options struct {
-	Webhook   http.Handler
+	Webhook http.Handler
+	// Auth guards the read API and /-/reload, which show annotations and
+	// command output and change what runs: the receiver's credentials, so
+	// that whoever may post alerts may also read what they did. Metrics and
+	// health stay open, as in Prometheus; --web.config.file guards all.
+	Auth      receiver.Auth
 	Runs      Runs
 	Playbooks func() *playbooks.Set
 	// Sources lists every playbook source with its active revision and
@@ -40,16 +46,25 @@ type Options struct {
 	Gatherer   prometheus.Gatherer
 }
 
+// MaxRunsLimit bounds ?limit of GET /api/v1/runs: a record holds step
+// output, so an unbounded list could hold the whole log in memory.
+const MaxRunsLimit = 1000
+
 // Handler returns the router for every path of DESIGN §6 served so far.
 func Handler(o Options) http.Handler {
 	mux := http.NewServeMux()
+	protected := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, o.Auth.Protect(h)) }
 	mux.Handle("/api/v1/alerts", o.Webhook)
-	mux.HandleFunc("GET /api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
+	protected("GET /api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
 		limit := 100
 		if s := r.URL.Query().Get("limit"); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 {
 				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit: want a positive integer"})
+				return
+			}
+			if n > MaxRunsLimit {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit: at most " + strconv.Itoa(MaxRunsLimit) + ", got " + s})
 				return
 			}
 			limit = n
@@ -64,7 +79,7 @@ func Handler(o Options) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"runs": recs})
 	})
-	mux.HandleFunc("GET /api/v1/runs/{id...}", func(w http.ResponseWriter, r *http.Request) {
+	protected("GET /api/v1/runs/{id...}", func(w http.ResponseWriter, r *http.Request) {
 		rec, ok, err := o.Runs.Get(r.PathValue("id"))
 		switch {
 		case err != nil:
@@ -75,14 +90,14 @@ func Handler(o Options) http.Handler {
 			writeJSON(w, http.StatusOK, rec)
 		}
 	})
-	mux.HandleFunc("GET /api/v1/playbooks", func(w http.ResponseWriter, _ *http.Request) {
+	protected("GET /api/v1/playbooks", func(w http.ResponseWriter, _ *http.Request) {
 		sources := []playbooks.SourceStatus{}
 		if o.Sources != nil {
 			sources = append(sources, o.Sources()...)
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"playbooks": describe(o.Playbooks()), "sources": sources})
 	})
-	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+	protected("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		st := map[string]any{
 			"node": o.Node, "version": o.Version, "ready": o.Ready(),
 			"playbooks": o.Playbooks().Len(), "time": time.Now().UTC(),
@@ -101,7 +116,7 @@ func Handler(o Options) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
-	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+	protected("/-/reload", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost && r.Method != http.MethodPut {
 			w.Header().Set("Allow", "POST, PUT")
 			http.Error(w, "Only POST or PUT requests allowed.", http.StatusMethodNotAllowed)

@@ -14,6 +14,7 @@ import (
 	"github.com/bndr/gojenkins"
 
 	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/redact"
 )
 
 // initMu serialises gojenkins' Init, process-wide: it assigns gojenkins'
@@ -30,8 +31,11 @@ type conn struct {
 	base   string // cfg.URL without a trailing slash
 	client *http.Client
 	// err is what is wrong with cfg; actions naming the server are refused.
-	err    error
-	logger *slog.Logger
+	err error
+	// redactor knows the API token and the basic auth built from it: what
+	// an error body, a Location or a log line may echo.
+	redactor *redact.Redactor
+	logger   *slog.Logger
 
 	// sem (one slot) guards jenkins and serialises Init attempts; waiting
 	// for it honours the context, unlike a mutex.
@@ -42,7 +46,9 @@ type conn struct {
 
 // newConn checks s and prepares its client; it sends nothing.
 func newConn(name string, s Server, logger *slog.Logger) *conn {
-	c := &conn{name: name, cfg: s, sem: make(chan struct{}, 1), logger: logger.With("server", name)}
+	r := redact.New(redact.BasicAuth(s.User, s.APIToken)...)
+	c := &conn{name: name, cfg: s, sem: make(chan struct{}, 1), redactor: r,
+		logger: slog.New(r.Handler(logger.Handler())).With("server", name)}
 	if err := s.Validate(); err != nil {
 		c.err = err
 		return c
@@ -98,8 +104,8 @@ func (c *conn) initError(ctx context.Context, j *gojenkins.Jenkins, err error) e
 	case resp.StatusCode == http.StatusOK:
 		return actions.Retryable(fmt.Errorf("GET %s: %w", root, err))
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return fmt.Errorf("GET %s answered %s (Location: %q): set the server url to where Jenkins answers; redirects are not followed",
-			root, statusLine(resp.StatusCode), resp.Header.Get("Location"))
+		return fmt.Errorf("GET %s answered %s (Location: %s): set the server url to where Jenkins answers; redirects are not followed",
+			root, statusLine(resp.StatusCode), shownLocation(resp.Header.Get("Location")))
 	case resp.StatusCode == http.StatusNotFound:
 		return fmt.Errorf("GET %s answered %s: is %s the Jenkins URL, with its context path?", root, statusLine(resp.StatusCode), c.base)
 	}

@@ -179,7 +179,7 @@ func NewSpec(o Options) actions.Spec {
 		if least := o.MinPollInterval; time.Duration(p.PollInterval) < least {
 			return nil, fmt.Errorf("poll_interval: %s is below the minimum %s", p.PollInterval, model.Duration(least))
 		}
-		return &Action{p: *p, conn: c, queued: queued, logger: logger}, nil
+		return &Action{p: *p, conn: c, queued: queued, logger: slog.New(c.redactor.Handler(logger.Handler()))}, nil
 	})
 }
 

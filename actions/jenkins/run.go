@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/url"
 	"strconv"
 
 	"github.com/selfheal/selfheal/actions"
@@ -26,17 +27,26 @@ import (
 // actions.Retryable. Once the build is queued, failed polls are polled
 // again; when the wait's timeout or ctx ends, the error is permanent
 // (ErrGaveUp): the build may still run, and a retry would start another.
-// The API token never appears in an error.
+// Neither the result nor an error shows the API token, the basic auth
+// built from it, or the value of a secret parameter, even where Jenkins
+// echoes them.
 func (a *Action) Run(ctx context.Context, t actions.Target) (actions.Result, error) {
 	b, err := a.render(t)
 	if err != nil {
-		return actions.Result{}, fmt.Errorf("%s: %w", ID, err)
+		return actions.Result{}, a.conn.redactor.Error(fmt.Errorf("%s: %w", ID, err))
 	}
+	var secrets []string
+	for _, n := range b.names {
+		if v := b.params[n]; secretParam(n) {
+			secrets = append(secrets, v, url.QueryEscape(v), url.PathEscape(v))
+		}
+	}
+	r := a.conn.redactor.With(secrets...)
 	res, err := a.run(ctx, t, b)
 	if err != nil {
-		err = &redactedError{err: fmt.Errorf("%s %s on %s: %w", ID, b.job, a.conn.name, err), secret: a.conn.cfg.APIToken}
+		err = r.Error(fmt.Errorf("%s %s on %s: %w", ID, b.job, a.conn.name, err))
 	}
-	return res, err
+	return res.Redacted(r), err
 }
 
 func (a *Action) run(ctx context.Context, t actions.Target, b rendered) (actions.Result, error) {

@@ -125,19 +125,3 @@ func newHTTPClient(s Server) (*http.Client, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}, nil
 }
-
-// redactedError hides the token in the text of the error it wraps and
-// keeps the chain (retryable or not, sentinels) intact.
-type redactedError struct {
-	err    error
-	secret string
-}
-
-func (e *redactedError) Error() string {
-	if e.secret == "" {
-		return e.err.Error()
-	}
-	return strings.ReplaceAll(e.err.Error(), e.secret, secretShown)
-}
-
-func (e *redactedError) Unwrap() error { return e.err }

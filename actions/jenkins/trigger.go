@@ -182,8 +182,8 @@ func (a *Action) post(ctx context.Context, j *gojenkins.Jenkins, b rendered, end
 	case code >= 300 && code < 400:
 		// Jenkins redirects to the job when it scheduled nothing (a queue
 		// decision handler refused the build).
-		return 0, fmt.Errorf("jenkins did not queue the build: POST %s answered %s (Location: %q)",
-			target, statusLine(code), resp.Header.Get("Location"))
+		return 0, fmt.Errorf("jenkins did not queue the build: POST %s answered %s (Location: %s)",
+			target, statusLine(code), shownLocation(resp.Header.Get("Location")))
 	}
 	return 0, c.statusError(http.MethodPost, target, code, ErrJobNotFound)
 }
@@ -236,4 +236,29 @@ func (r *recent) add(server string, id int64, now time.Time) bool {
 	_, ok := r.seen[key]
 	r.seen[key] = now
 	return ok
+}
+
+// shownLocation is what an error shows of a redirect's Location: the
+// scheme and host of an absolute one, enough to see where Jenkins (or a
+// login proxy in front of it) sends the client; the path of a relative one.
+// The rest is left out, as a login redirect may carry the request's
+// credentials or form (secret parameters) in its path or query.
+func shownLocation(loc string) string {
+	if loc == "" {
+		return "none"
+	}
+	u, err := url.Parse(loc)
+	switch {
+	case err != nil:
+		return "not a URL"
+	case u.Host != "":
+		shown := u.Scheme + "://" + u.Host
+		if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+			shown += "/…"
+		}
+		return strconv.Quote(shown)
+	case u.RawQuery != "":
+		return strconv.Quote(u.Path + "?…")
+	}
+	return strconv.Quote(u.Path)
 }

@@ -116,16 +116,18 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	}
 
 	var ready atomic.Bool
+	auth := authFrom(cfg.Receiver)
 	rcv := receiver.New(inbox, receiver.Options{
-		Auth:         authFrom(cfg.Receiver),
+		Auth:         auth,
 		MaxBodyBytes: int64(cfg.Receiver.MaxBodyBytes),
+		MaxAlerts:    inbox.Capacity(),
 		Ready:        ready.Load,
 		Logger:       logger,
 		Registerer:   reg,
 	})
 	srv := &http.Server{
 		Handler: shweb.Handler(shweb.Options{
-			Webhook: rcv, Runs: store, Playbooks: eng.Playbooks, Sources: catalog.Statuses,
+			Webhook: rcv, Auth: auth, Runs: store, Playbooks: eng.Playbooks, Sources: catalog.Statuses,
 			Reload: files.reload, Kubernetes: kubeStatus(cms), Ready: func() bool {
 				// Not ready while the execution log cannot be written: the
 				// receiver still accepts into the inbox, nothing runs.
