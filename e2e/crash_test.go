@@ -139,9 +139,10 @@ func TestCrashAfter202RunsAfterRestart(t *testing.T) {
 	d := startSelfheal(t, dir, storage, port)
 	require.Equal(t, 202, d.postAlerts(t, withAlertname(t, "Slow"), token))
 	eventually(t, 30*time.Second, "the slow run to start", func() bool { return len(lines(t, started)) == 1 })
-	// The step runs in its own process group and outlives a kill -9 of the
-	// daemon, as it would in production; stop it by its PID at the end.
-	t.Cleanup(func() { killPID(t, lines(t, started)[0]) })
+	// The step runs in its own process group, and the kernel kills it with
+	// the daemon (Pdeathsig); the cleanup is for a kernel that would not.
+	slowPID := lines(t, started)[0]
+	t.Cleanup(func() { killPID(t, slowPID) })
 	for _, name := range []string{"B", "C", "D"} {
 		require.Equal(t, 202, d.postAlerts(t, withAlertname(t, name), token), name)
 	}
@@ -159,6 +160,10 @@ func TestCrashAfter202RunsAfterRestart(t *testing.T) {
 	require.Len(t, byPlaybook["slow"], 1)
 	require.Equal(t, "failed", byPlaybook["slow"][0].State)
 	require.Contains(t, byPlaybook["slow"][0].Reason, "interrupted")
+	// The step's record names the process group it had started and says
+	// it did not outlive the daemon.
+	require.Contains(t, d.get(t, "/api/v1/runs/"+byPlaybook["slow"][0].ID),
+		"interrupted: the daemon stopped during this step; process group "+slowPID+" had ended by the restart")
 	eventually(t, 10*time.Second, "three succeeded runs", func() bool {
 		n := 0
 		for _, r := range runs(t, d) {

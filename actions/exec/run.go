@@ -57,6 +57,10 @@ func (a *Action) Run(ctx context.Context, t actions.Target) (actions.Result, err
 		return actions.Result{}, fmt.Errorf("exec %s: start: %w", inv.argv[0], err)
 	}
 	log.Debug("command started", "pid", cmd.Process.Pid)
+	// Recorded before waiting, so a restart after a crash can say what
+	// this step left running.
+	actions.Report(ctx, "pid", strconv.Itoa(cmd.Process.Pid))
+	actions.Report(ctx, "pgid", strconv.Itoa(cmd.Process.Pid))
 	waitErr := cmd.Wait()
 	elapsed := time.Since(start).Round(time.Millisecond)
 
@@ -77,6 +81,10 @@ func (a *Action) Run(ctx context.Context, t actions.Target) (actions.Result, err
 	red := inv.redactor()
 	return res.Redacted(red), red.Error(err)
 }
+
+// Interrupted says what a step the daemon's crash cut short may have left
+// running: whether its process group was still there at the restart.
+func (a *Action) Interrupted(details map[string]string) string { return groupLeft(details) }
 
 // outcome turns how the command ended into Run's error.
 func (a *Action) outcome(ctx, runCtx context.Context, name string, waitErr error, code int, stderr *tail, details map[string]string) error {
