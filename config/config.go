@@ -3,7 +3,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -164,53 +163,78 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse is Load for content already read; path names it in errors and
-// anchors relative paths.
+// anchors relative paths. The error is nil or an errors.Join of every
+// problem, each a *strictyaml.Error at the value it is about, in file
+// order; a value that cannot be decoded is reported once, not again by the
+// checks of what holds it.
 func Parse(path string, data []byte) (*Config, error) {
+	p := &problems{file: path}
 	doc, err := strictyaml.Parse(path, data)
 	if err != nil {
-		return nil, err
+		p.add(err)
+		return nil, p.err()
 	}
+	p.doc = doc
 	c := Default()
-	if err := strictyaml.Decode(path, "", doc, &c); err != nil {
-		return nil, err
+	p.decoded(strictyaml.Decode(path, "", doc, &c))
+	if root := p.nearest(nil); root != nil && root.Kind != yaml.MappingNode {
+		return nil, p.err() // nothing was decoded: checking the defaults says nothing
 	}
-	dir := filepath.Dir(path)
-	var errs []error
-	for _, s := range []struct {
-		name string
-		node *yaml.Node
-	}{
-		{"limits", c.Limits},
-	} {
-		if s.node != nil {
-			errs = append(errs, strictyaml.Errorf(path, s.node, s.name, "not supported yet (planned for a later release)"))
-		}
-	}
-	errs = append(errs, c.Receiver.resolve(path, dir)...)
-	errs = append(errs, c.checkPlaybooksKubernetes(path, doc)...)
-	errs = append(errs, c.resolveAlertmanager(path, dir)...)
-	errs = append(errs, c.resolveJenkins(path, dir)...)
-	if c.Kubernetes != nil {
-		c.Kubernetes.Kubeconfig = resolvePath(dir, c.Kubernetes.Kubeconfig)
-	}
-	for i, g := range c.Playbooks.Files {
-		if _, err := filepath.Match(g, ""); err != nil {
-			errs = append(errs, &strictyaml.Error{File: path, Path: fmt.Sprintf("playbooks.files[%d]", i), Msg: fmt.Sprintf("bad glob %q: %v", g, err)})
-		}
-		c.Playbooks.Files[i] = resolvePath(dir, g)
-	}
-	errs = append(errs, positive(path, "engine.workers", c.Engine.Workers), positive(path, "engine.queue", c.Engine.Queue),
-		positive(path, "receiver.inbox_size", c.Receiver.InboxSize), positive(path, "receiver.max_body_bytes", int(c.Receiver.MaxBodyBytes)))
-	if err := errors.Join(errs...); err != nil {
+	c.check(p, filepath.Dir(path))
+	if err := p.err(); err != nil {
 		return nil, err
 	}
 	return &c, nil
 }
 
-func (r *Receiver) resolve(file, dir string) []error {
-	var errs []error
-	fail := func(path, format string, args ...any) {
-		errs = append(errs, &strictyaml.Error{File: file, Path: path, Msg: fmt.Sprintf(format, args...)})
+// check checks what the schema cannot say, resolves relative paths against
+// dir and reads secret files.
+func (c *Config) check(p *problems, dir string) {
+	if c.Limits != nil {
+		p.at([]string{"limits"}, "not supported yet (planned for a later release)")
+	}
+	c.Receiver.resolve(p, dir)
+	c.checkPlaybooksKubernetes(p)
+	c.resolveAlertmanager(p, dir)
+	c.resolveJenkins(p, dir)
+	if c.Kubernetes != nil {
+		c.Kubernetes.Kubeconfig = resolvePath(dir, c.Kubernetes.Kubeconfig)
+	}
+	for i, g := range c.Playbooks.Files {
+		if _, err := filepath.Match(g, ""); err != nil {
+			p.at([]string{"playbooks", "files", indexKey(i)}, "bad glob %q: %v", g, err)
+		}
+		c.Playbooks.Files[i] = resolvePath(dir, g)
+	}
+	for _, n := range []struct {
+		keys []string
+		n    int
+	}{
+		{[]string{"engine", "workers"}, c.Engine.Workers},
+		{[]string{"engine", "queue"}, c.Engine.Queue},
+		{[]string{"receiver", "inbox_size"}, c.Receiver.InboxSize},
+		{[]string{"receiver", "max_body_bytes"}, int(c.Receiver.MaxBodyBytes)},
+	} {
+		if n.n <= 0 {
+			p.at(n.keys, "must be greater than 0, got %d", n.n)
+		}
+	}
+	if r := c.Storage.Retention; time.Duration(r) < MinRetention {
+		p.at([]string{"storage", "retention"}, "%s is below the %dh floor: a record must outlive Alertmanager's repeat_interval and its retries, or a re-delivered alert runs its playbook again",
+			r, int(MinRetention.Hours()))
+	}
+}
+
+// MinRetention is the shortest storage.retention accepted. Alertmanager
+// re-sends a firing alert every repeat_interval (4h by default, often set
+// to a day or more) and retries failed sends, and HA peers send copies; a
+// resolved episode forgotten before those stop arriving would look new and
+// run its playbook again.
+const MinRetention = 24 * time.Hour
+
+func (r *Receiver) resolve(p *problems, dir string) {
+	fail := func(keys []string, format string, args ...any) {
+		p.at(append([]string{"receiver"}, keys...), format, args...)
 	}
 	methods := 0
 	if r.BearerToken != "" || r.BearerTokenFile != "" {
@@ -222,35 +246,38 @@ func (r *Receiver) resolve(file, dir string) []error {
 	if r.Insecure {
 		methods++
 	}
-	if methods != 1 {
-		fail("receiver", "set exactly one of bearer_token/bearer_token_file, basic_auth, or insecure: true (got %d)", methods)
+	// What a mapping holds together is checked only when it decoded
+	// cleanly: a misspelled key is reported already, once.
+	whole := p.clean("receiver")
+	if methods != 1 && whole {
+		fail(nil, "set exactly one of bearer_token/bearer_token_file, basic_auth, or insecure: true (got %d)", methods)
 	}
-	if r.BearerToken != "" && r.BearerTokenFile != "" {
-		fail("receiver", "bearer_token and bearer_token_file are mutually exclusive")
+	if r.BearerToken != "" && r.BearerTokenFile != "" && whole {
+		fail(nil, "bearer_token and bearer_token_file are mutually exclusive")
 	}
 	if r.BearerTokenFile != "" {
 		s, err := readSecret(resolvePath(dir, r.BearerTokenFile))
 		if err != nil {
-			fail("receiver.bearer_token_file", "%v", err)
+			fail([]string{"bearer_token_file"}, "%v", err)
 		}
 		r.BearerToken = s
 	}
 	if b := r.BasicAuth; b != nil {
-		if b.Username == "" {
-			fail("receiver.basic_auth.username", "must be set")
+		whole := p.clean("receiver", "basic_auth")
+		if b.Username == "" && whole {
+			fail([]string{"basic_auth", "username"}, "must be set")
 		}
-		if (b.Password == "") == (b.PasswordFile == "") {
-			fail("receiver.basic_auth", "set exactly one of password and password_file")
+		if (b.Password == "") == (b.PasswordFile == "") && whole {
+			fail([]string{"basic_auth"}, "set exactly one of password and password_file")
 		}
 		if b.PasswordFile != "" {
 			s, err := readSecret(resolvePath(dir, b.PasswordFile))
 			if err != nil {
-				fail("receiver.basic_auth.password_file", "%v", err)
+				fail([]string{"basic_auth", "password_file"}, "%v", err)
 			}
 			b.Password = s
 		}
 	}
-	return errs
 }
 
 // readSecret reads a secret file, trimming the trailing newline editors add.
@@ -273,58 +300,55 @@ func resolvePath(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-func positive(file, path string, n int) error {
-	if n > 0 {
-		return nil
-	}
-	return &strictyaml.Error{File: file, Path: path, Msg: fmt.Sprintf("must be greater than 0, got %d", n)}
+// httpURL reports whether s is an absolute http(s) URL with a host.
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
-func (c *Config) resolveAlertmanager(file, dir string) []error {
+func (c *Config) resolveAlertmanager(p *problems, dir string) {
 	am := c.Alertmanager
 	if am == nil {
-		return nil
+		return
 	}
-	var errs []error
-	if u, err := url.Parse(am.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, &strictyaml.Error{File: file, Path: "alertmanager.url", Msg: fmt.Sprintf("want an http(s) URL like http://alertmanager:9093, got %q", am.URL)})
+	if !httpURL(am.URL) && (am.URL != "" || p.clean("alertmanager", "url")) {
+		p.at([]string{"alertmanager", "url"}, "want an http(s) URL like http://alertmanager:9093, got %q", am.URL)
 	}
 	am.HTTPConfig.SetDirectory(dir)
 	if err := am.HTTPConfig.Validate(); err != nil {
-		errs = append(errs, &strictyaml.Error{File: file, Path: "alertmanager.http_config", Msg: err.Error()})
+		p.at([]string{"alertmanager", "http_config"}, "%v", err)
 	}
-	return errs
 }
 
-func (c *Config) resolveJenkins(file, dir string) []error {
-	var errs []error
+func (c *Config) resolveJenkins(p *problems, dir string) {
 	names := make([]string, 0, len(c.Jenkins))
 	for name := range c.Jenkins {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		j, path := c.Jenkins[name], "jenkins."+name
-		fail := func(field, format string, args ...any) {
-			errs = append(errs, &strictyaml.Error{File: file, Path: path + field, Msg: fmt.Sprintf(format, args...)})
+		j := c.Jenkins[name]
+		fail := func(keys []string, format string, args ...any) {
+			p.at(append([]string{"jenkins", name}, keys...), format, args...)
 		}
 		if j == nil {
-			fail("", "must not be empty")
+			fail(nil, "must not be empty")
 			continue
 		}
-		if u, err := url.Parse(j.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			fail(".url", "want an http(s) URL, got %q", j.URL)
+		whole := p.clean("jenkins", name)
+		if !httpURL(j.URL) && (j.URL != "" || whole) {
+			fail([]string{"url"}, "want an http(s) URL, got %q", j.URL)
 		}
-		if j.User == "" {
-			fail(".user", "must be set (Jenkins is reached with a user and an API token)")
+		if j.User == "" && whole {
+			fail([]string{"user"}, "must be set (Jenkins is reached with a user and an API token)")
 		}
-		if (j.APIToken == "") == (j.APITokenFile == "") {
-			fail("", "set exactly one of api_token and api_token_file")
+		if (j.APIToken == "") == (j.APITokenFile == "") && whole {
+			fail(nil, "set exactly one of api_token and api_token_file")
 		}
 		if j.APITokenFile != "" {
 			s, err := readSecret(resolvePath(dir, j.APITokenFile))
 			if err != nil {
-				fail(".api_token_file", "%v", err)
+				fail([]string{"api_token_file"}, "%v", err)
 			}
 			j.APIToken = s
 		}
@@ -333,29 +357,26 @@ func (c *Config) resolveJenkins(file, dir string) []error {
 			j.Timeout = model.Duration(30 * time.Second)
 		}
 	}
-	return errs
 }
 
 // checkPlaybooksKubernetes fills in the default label selector and checks
 // the selector and namespaces.
-func (c *Config) checkPlaybooksKubernetes(path string, doc *yaml.Node) []error {
+func (c *Config) checkPlaybooksKubernetes(p *problems) {
 	k := c.Playbooks.Kubernetes
 	if k == nil {
-		return nil
+		return
 	}
 	if k.LabelSelector == "" {
 		k.LabelSelector = DefaultPlaybookSelector
 	}
-	var errs []error
 	if _, err := labels.Parse(k.LabelSelector); err != nil {
-		errs = append(errs, strictyaml.Errorf(path, strictyaml.Lookup(doc, "playbooks", "kubernetes", "label_selector"), "playbooks.kubernetes.label_selector", "%v", err))
+		p.at([]string{"playbooks", "kubernetes", "label_selector"}, "%v", err)
 	}
 	for i, ns := range k.Namespaces {
 		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
-			errs = append(errs, strictyaml.Errorf(path, strictyaml.Lookup(doc, "playbooks", "kubernetes", "namespaces"), fmt.Sprintf("playbooks.kubernetes.namespaces[%d]", i), "invalid namespace %q: %s", ns, strings.Join(msgs, "; ")))
+			p.at([]string{"playbooks", "kubernetes", "namespaces", indexKey(i)}, "invalid namespace %q: %s", ns, strings.Join(msgs, "; "))
 		}
 	}
-	return errs
 }
 
 // DefaultPlaybookSelector picks the ConfigMaps that hold playbooks.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -38,7 +39,7 @@ func TestParseErrors(t *testing.T) {
 			`c.yml:3:3: receiver: unknown field "bearer_tokn"`,
 			`c.yml:4:1: unknown field "engnie"`,
 		}},
-		{"no auth", "receiver: {}\n", []string{"c.yml: receiver: set exactly one of bearer_token/bearer_token_file, basic_auth, or insecure: true (got 0)"}},
+		{"no auth", "receiver: {}\n", []string{"c.yml:1:11: receiver: set exactly one of bearer_token/bearer_token_file, basic_auth, or insecure: true (got 0)"}},
 		{"two auth methods", "receiver: {insecure: true, bearer_token: x}\n", []string{"(got 2)"}},
 		{"later sections", "receiver: {insecure: true}\nlimits:\n  breaker: {max_failures: 5}\n", []string{`c.yml:3:3: limits: not supported yet`}},
 		{"jenkins server", "receiver: {insecure: true}\njenkins:\n  default: {url: ftp://x, tokn: y}\n", []string{
@@ -87,4 +88,137 @@ func TestSecretsDoNotPrint(t *testing.T) {
 	out, err := c.Receiver.BearerToken.MarshalJSON()
 	require.NoError(t, err)
 	require.Equal(t, `"\u003csecret\u003e"`, string(out))
+}
+
+func TestErrorsNeverShowURLPasswords(t *testing.T) {
+	_, err := Parse("c.yml", []byte(`receiver: {insecure: true}
+alertmanager: {url: "ftp://selfheal:am-PASSWORD@am.example"}
+jenkins:
+  default: {url: "ftp://bot:jenkins-PASSWORD@jenkins.example", user: bot, api_token: t}
+`))
+	require.ErrorContains(t, err, `alertmanager.url: want an http(s) URL like http://alertmanager:9093, got "ftp://selfheal:<secret>@am.example"`)
+	require.ErrorContains(t, err, `jenkins.default.url: want an http(s) URL, got "ftp://bot:<secret>@jenkins.example"`)
+	require.NotContains(t, err.Error(), "PASSWORD")
+}
+
+// TestHTTPConfigIsStrict: Prometheus' HTTP client config decodes itself
+// with a v2-style UnmarshalYAML that ignores unknown keys; here an unknown
+// key is an error at its position, at any depth, and so is what its own
+// checks (Validate) refuse.
+func TestHTTPConfigIsStrict(t *testing.T) {
+	for _, c := range []struct{ name, httpConfig, want string }{
+		{"unknown key", "{bogus_key: 1}", `c.yml:3:17: alertmanager.http_config: unknown field "bogus_key"`},
+		{"unknown key in tls_config", "\n    tls_config:\n      insecure_skip_verfy: true",
+			`c.yml:5:7: alertmanager.http_config.tls_config: unknown field "insecure_skip_verfy"`},
+		{"unknown key in a header", "{http_headers: {X-Scope-OrgID: {valuez: [a]}}}",
+			`c.yml:3:48: alertmanager.http_config.http_headers.X-Scope-OrgID: unknown field "valuez"`},
+		{"unknown key in basic_auth", "{basic_auth: {username: u, pasword: p}}",
+			`c.yml:3:43: alertmanager.http_config.basic_auth: unknown field "pasword"`},
+		{"wrong type", "{follow_redirects: maybe}", "c.yml:3:35: alertmanager.http_config.follow_redirects: cannot unmarshal !!str `maybe` into bool"},
+		{"key given twice", "{proxy_url: 'http://p:3128', proxy_url: 'http://q:3128'}", `c.yml:3:45: alertmanager.http_config: field "proxy_url" given twice`},
+		{"its own checks", "{bearer_token: a, bearer_token_file: b}",
+			"c.yml:3:16: alertmanager.http_config: at most one of bearer_token & bearer_token_file must be configured"},
+		{"checks of a nested part", "{tls_config: {ca: x, ca_file: y}}",
+			"c.yml:3:29: alertmanager.http_config.tls_config: at most one of ca, ca_file & ca_ref must be configured"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := "receiver: {insecure: true}\nalertmanager:\n  http_config: " + c.httpConfig + "\n  url: http://am:9093\n"
+			_, err := Parse("c.yml", []byte(src))
+			require.EqualError(t, err, c.want, src)
+		})
+	}
+}
+
+// TestHTTPConfigKeepsWhatItKnows: strictness refuses nothing Prometheus'
+// HTTP client config accepts, and its defaults still apply.
+func TestHTTPConfigKeepsWhatItKnows(t *testing.T) {
+	c, err := Parse("c.yml", []byte(`receiver: {insecure: true}
+alertmanager:
+  url: http://am:9093
+  http_config:
+    authorization: {type: Bearer, credentials: tok}
+    tls_config: {insecure_skip_verify: true, min_version: TLS12, server_name: am}
+    proxy_url: http://proxy:3128
+    no_proxy: localhost
+    proxy_connect_header: {Proxy-Token: [s]}
+    http_headers:
+      X-Scope-OrgID: {values: [tenant-1]}
+`))
+	require.NoError(t, err)
+	h := c.Alertmanager.HTTPConfig
+	require.Equal(t, "tok", string(h.Authorization.Credentials))
+	require.True(t, h.TLSConfig.InsecureSkipVerify)
+	require.Equal(t, "am", h.TLSConfig.ServerName)
+	require.Equal(t, "http://proxy:3128", h.ProxyURL.String())
+	require.Equal(t, []string{"tenant-1"}, h.HTTPHeaders.Headers["X-Scope-OrgID"].Values)
+	require.True(t, h.FollowRedirects, "Prometheus' default")
+	require.True(t, h.EnableHTTP2, "Prometheus' default")
+}
+
+// TestParseReportsEveryErrorInOrder: errors of decoding and of checking,
+// in different sections, are all reported, each at its position, in file
+// order; a value that could not be decoded adds no second error about the
+// section it is in.
+func TestParseReportsEveryErrorInOrder(t *testing.T) {
+	_, err := Parse("c.yml", []byte(`receiver:
+  insecure: true
+  bearer_tokn: x
+jenkins:
+  default: {url: "jenkins:8080", user: bot, api_token: t}
+  other: {url: "https://j.example", user: bot, api_token: maybe, insecure_skip_verify: maybe}
+engine:
+  workers: 0
+`))
+	require.EqualError(t, err, `c.yml:3:3: receiver: unknown field "bearer_tokn"
+c.yml:5:18: jenkins.default.url: want an http(s) URL, got "jenkins:8080"
+c.yml:6:88: jenkins.other.insecure_skip_verify: cannot unmarshal !!str `+"`maybe`"+` into bool
+c.yml:8:12: engine.workers: must be greater than 0, got 0`)
+
+	_, err = Parse("c.yml", []byte("receiver: {insecure: maybe}\n"))
+	require.EqualError(t, err, "c.yml:1:22: receiver.insecure: cannot unmarshal !!str `maybe` into bool",
+		"no second error saying receiver has no auth method")
+
+	_, err = Parse("c.yml", []byte("receiver: {insecure: true, inbox_size: 0, bogus: 1}\n"))
+	require.EqualError(t, err, "c.yml:1:40: receiver.inbox_size: must be greater than 0, got 0\n"+
+		`c.yml:1:43: receiver: unknown field "bogus"`, "an unknown key hides no error of a value next to it")
+}
+
+// TestRetentionFloor: a retention shorter than Alertmanager re-delivers
+// an alert within would forget the episode and run its playbook again.
+func TestRetentionFloor(t *testing.T) {
+	for _, c := range []struct {
+		retention string
+		want      time.Duration
+		err       string
+	}{
+		{"0s", 0, "c.yml:2:22: storage.retention: 0s is below the 24h floor: a record must outlive Alertmanager's repeat_interval and its retries, or a re-delivered alert runs its playbook again"},
+		{"1h", 0, "c.yml:2:22: storage.retention: 1h is below the 24h floor: a record must outlive Alertmanager's repeat_interval and its retries, or a re-delivered alert runs its playbook again"},
+		{"23h59m", 0, "c.yml:2:22: storage.retention: 23h59m is below the 24h floor: a record must outlive Alertmanager's repeat_interval and its retries, or a re-delivered alert runs its playbook again"},
+		{"24h", 24 * time.Hour, ""},
+		{"3d", 72 * time.Hour, ""},
+	} {
+		t.Run(c.retention, func(t *testing.T) {
+			cfg, err := Parse("c.yml", []byte("receiver: {insecure: true}\nstorage: {retention: "+c.retention+"}\n"))
+			if c.err != "" {
+				require.EqualError(t, err, c.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, c.want, time.Duration(cfg.Storage.Retention))
+		})
+	}
+	cfg, err := Parse("c.yml", []byte("receiver: {insecure: true}\n"))
+	require.NoError(t, err)
+	require.Equal(t, 7*24*time.Hour, time.Duration(cfg.Storage.Retention), "the default")
+}
+
+// TestDecodeErrorsNeverShowURLPasswords: the decoder's own messages may
+// quote the value they refuse; a URL's password in it is masked too.
+func TestDecodeErrorsNeverShowURLPasswords(t *testing.T) {
+	_, err := Parse("c.yml", []byte(`receiver: {insecure: true}
+alertmanager:
+  url: http://am:9093
+  http_config: {proxy_url: "http://u:proxy-PASSWORD@proxy:port"}
+`))
+	require.EqualError(t, err, `c.yml:4:28: alertmanager.http_config.proxy_url: parse "http://u:<secret>@proxy:port": invalid port ":port" after host`)
 }

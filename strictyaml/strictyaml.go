@@ -3,10 +3,13 @@
 // file, line, column and YAML path, and every error of a document is
 // reported, not only the first.
 //
-// Structs are described by their `yaml` tags, as with go.yaml.in/yaml/v3;
-// types that implement yaml.Unmarshaler (or the obsolete v2 interface, like
-// model.Duration) decode themselves. A field of type yaml.Node or *yaml.Node
-// keeps the raw node for a later, typed decode (action parameters do this).
+// Structs are described by their `yaml` tags, as with go.yaml.in/yaml/v3,
+// an inline map taking the keys that are not fields. Types that implement
+// yaml.Unmarshaler decode themselves; so do those that implement the
+// obsolete v2 interface (model.Duration, Prometheus' HTTPClientConfig),
+// once a struct's mapping has passed the same strict checks (see
+// decoder.obsolete). A field of type yaml.Node or *yaml.Node keeps the raw
+// node for a later, typed decode (action parameters do this).
 package strictyaml
 
 import (
@@ -14,6 +17,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -177,8 +181,11 @@ func (d *decoder) value(node *yaml.Node, v reflect.Value, path string) {
 		n := *node
 		v.Set(reflect.ValueOf(&n))
 		return
-	case reflect.PointerTo(t).Implements(unmarshaler), reflect.PointerTo(t).Implements(obsoleteUnmar):
+	case reflect.PointerTo(t).Implements(unmarshaler):
 		d.leaf(node, v, path)
+		return
+	case reflect.PointerTo(t).Implements(obsoleteUnmar):
+		d.obsolete(node, v, path)
 		return
 	}
 	switch t.Kind() {
@@ -249,6 +256,31 @@ func (d *decoder) leaf(node *yaml.Node, v reflect.Value, path string) {
 	v.Set(p.Elem())
 }
 
+// obsolete decodes a type with a yaml.v2-style UnmarshalYAML, like
+// Prometheus' config.HTTPClientConfig. Such a method decodes the struct's
+// own fields through the callback it is given ("type plain T"), and that
+// callback ignores unknown keys: yaml.v2 is strict only in UnmarshalStrict
+// and yaml.v3 only with a Decoder's KnownFields, and neither reaches a
+// node's Decode. So a mapping for a struct is first decoded here, field by
+// field, into a value that is then dropped: every unknown key, duplicate or
+// badly typed value is reported at its own position, as yaml.v2's
+// UnmarshalStrict would refuse it. Only when that is clean does the type
+// decode itself, for its defaults and its own checks (Validate), whose
+// error is reported at node.
+//
+// This assumes what UnmarshalStrict assumes: that a mapping the method
+// accepts has the struct's fields as keys.
+func (d *decoder) obsolete(node *yaml.Node, v reflect.Value, path string) {
+	if node.Kind == yaml.MappingNode && v.Kind() == reflect.Struct {
+		before := len(d.errs)
+		d.structure(node, reflect.New(v.Type()).Elem(), path)
+		if len(d.errs) > before {
+			return
+		}
+	}
+	d.leaf(node, v, path)
+}
+
 var unmarshalPrefix = regexp.MustCompile(`^yaml: unmarshal errors:\s*\n\s*(line \d+: )?`)
 
 func cleanMsg(err error) string {
@@ -268,23 +300,44 @@ func (d *decoder) structure(node *yaml.Node, v reflect.Value, path string) {
 		d.fail(node, path, "expected a mapping, got %s", kindName(node))
 		return
 	}
-	fields := fieldsOf(v.Type())
+	fields, rest := fieldsOf(v.Type())
 	seen := make(map[string]bool, len(node.Content)/2)
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		k, val := node.Content[i], node.Content[i+1]
 		name := k.Value
 		idx, ok := fields[name]
 		switch {
-		case !ok:
-			d.fail(k, path, "unknown field %q", name)
-			continue
 		case seen[name]:
 			d.fail(k, path, "field %q given twice", name)
 			continue
+		case !ok && rest == nil:
+			d.fail(k, path, "unknown field %q", name)
+			continue
 		}
 		seen[name] = true
+		if !ok {
+			d.inline(k, val, v.FieldByIndex(rest), path)
+			continue
+		}
 		d.value(val, v.FieldByIndex(idx), join(path, name))
 	}
+}
+
+// inline decodes a key that is not a field into the struct's inline map.
+func (d *decoder) inline(k, val *yaml.Node, m reflect.Value, path string) {
+	t := m.Type()
+	key := reflect.New(t.Key()).Elem()
+	before := len(d.errs)
+	d.leaf(k, key, path)
+	if len(d.errs) > before {
+		return
+	}
+	elem := reflect.New(t.Elem()).Elem()
+	d.value(val, elem, join(path, k.Value))
+	if m.IsNil() {
+		m.Set(reflect.MakeMap(t))
+	}
+	m.SetMapIndex(key, elem)
 }
 
 func (d *decoder) sequence(node *yaml.Node, v reflect.Value, path string) {
@@ -348,9 +401,10 @@ func kindName(n *yaml.Node) string {
 }
 
 // fieldsOf maps the yaml names of t's fields, inline structs flattened, to
-// their field index paths.
-func fieldsOf(t reflect.Type) map[string][]int {
-	out := map[string][]int{}
+// their field index paths. rest is the index path of the inline map that
+// takes every other key (nil when there is none), as in yaml.v2 and v3.
+func fieldsOf(t reflect.Type) (fields map[string][]int, rest []int) {
+	fields = map[string][]int{}
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := f.Tag.Get("yaml")
@@ -358,16 +412,26 @@ func fieldsOf(t reflect.Type) map[string][]int {
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")
-		if strings.Contains(opts, "inline") && f.Type.Kind() == reflect.Struct {
-			for n, idx := range fieldsOf(f.Type) {
-				out[n] = append([]int{i}, idx...)
+		if slices.Contains(strings.Split(opts, ","), "inline") {
+			switch f.Type.Kind() {
+			case reflect.Struct:
+				inner, innerRest := fieldsOf(f.Type)
+				for n, idx := range inner {
+					fields[n] = append([]int{i}, idx...)
+				}
+				if innerRest != nil {
+					rest = append([]int{i}, innerRest...)
+				}
+				continue
+			case reflect.Map:
+				rest = []int{i}
 			}
 			continue
 		}
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		out[name] = []int{i}
+		fields[name] = []int{i}
 	}
-	return out
+	return fields, rest
 }

@@ -1,6 +1,7 @@
 package strictyaml
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -94,4 +95,77 @@ func TestParseSyntaxError(t *testing.T) {
 
 func TestDecodeNeedsPointer(t *testing.T) {
 	require.Error(t, Decode("f", "", &yaml.Node{}, outer{}))
+}
+
+// legacy decodes itself the yaml.v2 way, like Prometheus' HTTPClientConfig:
+// defaults, its own fields through the callback, then its own check.
+type legacy struct {
+	Name string `yaml:"name"`
+	Port int    `yaml:"port"`
+	Sub  *inner `yaml:"sub"`
+}
+
+func (l *legacy) UnmarshalYAML(unmarshal func(any) error) error {
+	type plain legacy
+	*l = legacy{Port: 80}
+	if err := unmarshal((*plain)(l)); err != nil {
+		return err
+	}
+	if l.Name == "" {
+		return errors.New("name must be set")
+	}
+	return nil
+}
+
+// headers takes the keys that are not its fields in an inline map.
+type headers struct {
+	Known string           `yaml:"known"`
+	Rest  map[string]inner `yaml:",inline"`
+}
+
+type withLegacy struct {
+	L   legacy   `yaml:"l"`
+	Ls  []legacy `yaml:"ls"`
+	Hdr headers  `yaml:"hdr"`
+}
+
+func decodeLegacy(t *testing.T, src string) (withLegacy, error) {
+	t.Helper()
+	doc, err := Parse("f.yaml", []byte(src))
+	require.NoError(t, err)
+	var w withLegacy
+	return w, Decode("f.yaml", "", doc, &w)
+}
+
+// TestDecodeObsoleteUnmarshalerStrictly: a type with a v2-style
+// UnmarshalYAML keeps its defaults and its own check, and its unknown keys
+// are errors at their positions, at any depth.
+func TestDecodeObsoleteUnmarshalerStrictly(t *testing.T) {
+	w, err := decodeLegacy(t, "l: {name: a}\nls: [{name: b, port: 8, sub: {count: 1}}]\n")
+	require.NoError(t, err)
+	require.Equal(t, legacy{Name: "a", Port: 80}, w.L, "its default")
+	require.Equal(t, legacy{Name: "b", Port: 8, Sub: &inner{Count: 1}}, w.Ls[0])
+
+	_, err = decodeLegacy(t, `l: {name: a, prot: 8}
+ls:
+  - {name: b, sub: {count: 1, colour: red}}
+  - {port: 1}
+  - {name: c, port: eight}
+`)
+	require.EqualError(t, err, `f.yaml:1:14: l: unknown field "prot"
+f.yaml:3:31: ls[0].sub: unknown field "colour"
+f.yaml:4:5: ls[1]: name must be set
+f.yaml:5:21: ls[2].port: cannot unmarshal !!str `+"`eight`"+` into int`)
+}
+
+// TestDecodeInlineMap: keys that are not fields go to the inline map, each
+// value decoded strictly.
+func TestDecodeInlineMap(t *testing.T) {
+	w, err := decodeLegacy(t, "hdr: {known: x, a: {count: 1}}\n")
+	require.NoError(t, err)
+	require.Equal(t, headers{Known: "x", Rest: map[string]inner{"a": {Count: 1}}}, w.Hdr)
+
+	_, err = decodeLegacy(t, "hdr: {known: x, b: {count: 2, colour: red}, known: y}\n")
+	require.EqualError(t, err, `f.yaml:1:31: hdr.b: unknown field "colour"
+f.yaml:1:45: hdr: field "known" given twice`)
 }

@@ -152,3 +152,21 @@ func TestCheckRefusesWhatLabelsCouldSteer(t *testing.T) {
 		"  "+manifest+":"+position(t, manifest, "'touch")+`: playbooks[0].steps[0].with.command[2]: /bin/bash runs this as shell code, so a label could become a command: {{.Labels.instance}} must end in "| shellquote", or pass the value after the script and use "$1"`+"\n",
 		stderr)
 }
+
+// TestCheckConfigReportsEveryError checks a config file with an error in
+// each of several sections: all are listed, in file order, each at its
+// position, and no URL's password is shown.
+func TestCheckConfigReportsEveryError(t *testing.T) {
+	const file = "testdata/bad-config.yml"
+	code, stdout, stderr := runCLI(t, "", "check", "--config.file="+file)
+	require.Equal(t, 1, code)
+	require.Empty(t, stdout)
+	require.Equal(t, "FAILED: "+file+"\n"+
+		"  "+file+":"+position(t, file, "bearer_tokn")+`: receiver: unknown field "bearer_tokn"`+"\n"+
+		"  "+file+":"+position(t, file, `"ftp://`)+`: alertmanager.url: want an http(s) URL like http://alertmanager:9093, got "ftp://selfheal:<secret>@am.example"`+"\n"+
+		"  "+file+":"+position(t, file, "insecure_skip_verfy")+`: alertmanager.http_config.tls_config: unknown field "insecure_skip_verfy"`+"\n"+
+		"  "+file+":"+position(t, file, "soon")+`: jenkins.default.timeout: not a valid duration string: "soon"`+"\n"+
+		"  "+file+":"+position(t, file, "1h")+`: storage.retention: 1h is below the 24h floor: a record must outlive Alertmanager's repeat_interval and its retries, or a re-delivered alert runs its playbook again`+"\n",
+		stderr)
+	require.NotContains(t, stderr, "PASSWORD")
+}
