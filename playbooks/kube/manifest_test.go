@@ -121,7 +121,7 @@ func TestParseManifestErrors(t *testing.T) {
 		{"syntax error in the first document", cm + "metadata:\n  name: 'x\n---\n" + cm, []string{
 			"m.yaml:5:1: syntax error: found unexpected document separator"}},
 		{"syntax error after a block", cm + "metadata: {name: x}\ndata:\n  a.yaml: |\n    ---\n    x: 1\n---\n" + cm + "metadata:\n  name: x\n   bad: [\n", []string{
-			"m.yaml:12:9: syntax error: mapping value is not allowed in this context"}},
+			"m.yaml:13:7: syntax error: mapping value is not allowed in this context"}},
 		{"not a mapping", "- a\n- b\n", []string{"m.yaml:1:1: expected a Kubernetes object (a mapping), got a list"}},
 		{"no kind", "apiVersion: v1\nmetadata: {name: x}\n", []string{"m.yaml:1:1: kind: required: a Kubernetes object needs a kind"}},
 		{"no name", cm + "metadata: {namespace: ops}\n", []string{"m.yaml:3:11: metadata.name: required: a ConfigMap needs a name"}},
