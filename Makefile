@@ -14,10 +14,12 @@ LDFLAGS   := -X github.com/prometheus/common/version.Version=$(VERSION) \
              -X github.com/prometheus/common/version.Branch=main
 # Fuzzing is bounded by executions, not time: with a time bound, go1.26's
 # coordinator can fail a loaded run with "context deadline exceeded" and no
-# crasher (golang/go#75804). FUZZTIME=30s (or 1000x) overrides all three.
+# crasher (golang/go#75804). FUZZTIME=30s (or 1000x) overrides them all.
+# Each count takes about 5 s on 2 cores.
 FUZZ_WEBHOOK   ?= 50000x
 FUZZ_PLAYBOOKS ?= 3000x
-FUZZ_MANIFEST  ?= 3000x
+FUZZ_MANIFEST  ?= 40000x
+FUZZ_CONFIG    ?= 80000x
 LISTEN    ?= 127.0.0.1:9595
 # The real Kubernetes control plane tests use: built once into a cache
 # outside the clone (a cold build takes about 11 minutes), started per run.
@@ -73,6 +75,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(or $(FUZZTIME),$(FUZZ_WEBHOOK)) ./receiver/
 	$(GO) test -run '^$$' -fuzz '^FuzzPlaybooks$$' -fuzztime $(or $(FUZZTIME),$(FUZZ_PLAYBOOKS)) ./playbooks/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(or $(FUZZTIME),$(FUZZ_MANIFEST)) ./playbooks/kube/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),$(FUZZ_CONFIG)) ./config/
 
 ## bench: run the benchmarks
 bench:
