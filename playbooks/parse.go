@@ -25,9 +25,13 @@ type rawFile struct {
 // or "configmap/<ns>/<name>/<key>"); Revision is the first 12 hex digits of
 // the SHA-256 of data. The error is nil or an errors.Join of every problem
 // found, each a *strictyaml.Error naming source:line:col and the YAML path,
-// in the order they appear in the file. An empty file holds no playbooks.
+// in the order they appear in the file. Content over MaxFileSize is not
+// parsed: the error is a *TooLargeError. An empty file holds no playbooks.
 // A nil reg knows no action.
 func Parse(reg *actions.Registry, source string, data []byte) ([]*Playbook, error) {
+	if len(data) > MaxFileSize {
+		return nil, &TooLargeError{Source: source, Size: int64(len(data)), What: "a playbook file"}
+	}
 	if reg == nil {
 		reg = actions.NewRegistry()
 	}

@@ -3,7 +3,6 @@ package playbooks
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -49,16 +48,16 @@ func NewSet(pbs []*Playbook) (*Set, error) {
 // the working directory), reads and parses every file it matches, and
 // returns the set of all their playbooks. A file matched by two globs is
 // loaded once; a glob matching nothing is not an error. The error joins the
-// problems of every file: a bad glob, an unreadable file, a file that does
-// not parse, and names defined in two files.
+// problems of every file: a bad glob, an unreadable file, one over
+// MaxFileSize, a file that does not parse, and names defined in two files.
 func LoadFiles(reg *actions.Registry, globs []string) (*Set, error) {
 	files, err := ExpandGlobs(globs)
 	errs := []error{err}
 	var all []*Playbook
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := ReadFile(f)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("read playbook file: %w", err))
+			errs = append(errs, err)
 			continue
 		}
 		pbs, err := Parse(reg, f, data)
@@ -75,17 +74,14 @@ func LoadFiles(reg *actions.Registry, globs []string) (*Set, error) {
 	return s, nil
 }
 
-// ReadFiles reads every file the globs match, for Catalog.Replace. A file
-// that cannot be read is a File with Err set; the error is about the globs
-// themselves.
+// ReadFiles reads every file the globs match, with ReadFile, for
+// Catalog.Replace. A file that cannot be read, or is over MaxFileSize, is a
+// File with Err set; the error is about the globs themselves.
 func ReadFiles(globs []string) ([]File, error) {
 	names, err := ExpandGlobs(globs)
 	files := make([]File, 0, len(names))
 	for _, n := range names {
-		data, rerr := os.ReadFile(n)
-		if rerr != nil {
-			rerr = fmt.Errorf("read playbook file: %w", rerr)
-		}
+		data, rerr := ReadFile(n)
 		files = append(files, File{Source: n, Data: data, Err: rerr})
 	}
 	return files, err

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"slices"
 
 	"github.com/alecthomas/kingpin/v2"
 	"k8s.io/apimachinery/pkg/labels"
@@ -57,6 +57,9 @@ func (c *checkCmd) run(stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "SUCCESS: %s is a valid config file\n", c.configFile)
 		globs = cfg.Playbooks.Files
+		for _, i := range playbooks.Unmatched(globs) { // the daemon starts with it: a warning
+			fmt.Fprintf(stderr, "WARNING: playbooks.files[%d] %q matches no file\n", i, globs[i])
+		}
 	}
 	reg, err := newRegistry(cfg, nil)
 	if err != nil {
@@ -68,11 +71,14 @@ func (c *checkCmd) run(stdout, stderr io.Writer) int {
 		report("label selector", err)
 		return 1
 	}
-	files, err := playbooks.ExpandGlobs(append(globs, c.files...))
+	for _, i := range playbooks.Unmatched(c.files) { // asked for by name: a failure
+		report(c.files[i], errors.New("matches no file"))
+	}
+	files, err := playbooks.ExpandGlobs(append(slices.Clip(globs), c.files...))
 	report("playbook globs", err)
 	var all []*playbooks.Playbook
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := playbooks.ReadFile(f) // at most playbooks.MaxFileSize, manifests too
 		if err != nil {
 			report(f, err)
 			continue

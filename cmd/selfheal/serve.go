@@ -100,7 +100,7 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	})
 	catalog := playbooks.NewCatalog(registry, playbooks.CatalogOptions{Logger: logger, Swap: eng.SetPlaybooks})
 	reg.MustRegister(catalog)
-	files := &fileSource{globs: cfg.Playbooks.Files, catalog: catalog, logger: logger}
+	files := newFileSource(cfg.Playbooks.Files, catalog, logger)
 	if err := files.reload(); err != nil {
 		return fmt.Errorf("load playbooks:\n%w", err)
 	}
@@ -172,19 +172,22 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 
 // fileSource is the config's playbook files as one owner of the catalog.
 type fileSource struct {
-	globs   []string
-	catalog *playbooks.Catalog
-	logger  *slog.Logger
+	files  *playbooks.Files
+	logger *slog.Logger
 }
 
-// reload reads every file the globs match and hands them to the catalog:
-// changed files are parsed, vanished ones removed, broken ones keep their
-// last good version. The error lists every file that is not active as it
-// is on disk (for POST /-/reload).
+func newFileSource(globs []string, catalog *playbooks.Catalog, logger *slog.Logger) *fileSource {
+	return &fileSource{files: playbooks.NewFiles(globs, catalog, playbooks.FilesOptions{Logger: logger}), logger: logger}
+}
+
+// reload reads every file the globs match and hands them to the catalog
+// (playbooks.Files.Reload): changed files are parsed, vanished ones
+// removed, broken ones and those of a folder that vanished keep their last
+// good version, a glob matching no file is logged at warn level. The error
+// lists every file that is not active as it is on disk (for POST
+// /-/reload).
 func (f *fileSource) reload() error {
-	files, err := playbooks.ReadFiles(f.globs)
-	res := f.catalog.Replace("files", files)
-	return errors.Join(err, res.Err())
+	return f.files.Reload()
 }
 
 // onSIGHUP reloads the files on every SIGHUP until ctx is done.

@@ -67,7 +67,10 @@ type SkippedObject struct {
 // Kubernetes manifest: a YAML stream of objects, as given to kubectl apply,
 // where an object of kind List (what kubectl get -o yaml prints) or of any
 // other kind ending in List, with items, is walked. Each ConfigMap data key
-// that IsPlaybookKey is parsed with playbooks.Parse; binaryData is ignored.
+// that IsPlaybookKey is parsed with playbooks.Parse, unless those keys hold
+// more than playbooks.MaxFileSize together (as the daemon refuses them; an
+// alias can make them larger than the manifest): then each such file's Err
+// says so. binaryData is ignored.
 // A ConfigMap without metadata.namespace is in "default". One whose labels
 // do not match sel is validated and its files carry a Warning.
 //
@@ -238,13 +241,25 @@ func (p *manifestParser) configMap(obj *yaml.Node, path string) {
 	if !p.sel.Matches(lbls) {
 		warning = "not loaded by selfheal: labels do not match " + p.sel.String()
 	}
+	var size int64
+	for _, kv := range data {
+		if IsPlaybookKey(kv.key.Value) {
+			size += int64(len(kv.value.Value))
+		}
+	}
+	sizeErr := tooLarge(Owner(ns, name), size)
 	n := 0
 	for _, kv := range data {
 		if !IsPlaybookKey(kv.key.Value) {
 			continue
 		}
 		n++
-		f := p.playbookFile(ns, name, kv.key, kv.value)
+		var f ManifestFile
+		if sizeErr != nil {
+			f = ManifestFile{Source: Source(ns, name, kv.key.Value), Pos: pos(kv.key), Err: sizeErr}
+		} else {
+			f = p.playbookFile(ns, name, kv.key, kv.value)
+		}
 		f.Warning = warning
 		p.m.Files = append(p.m.Files, f)
 	}

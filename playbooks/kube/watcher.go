@@ -146,17 +146,37 @@ func (w *Watcher) apply(obj any) {
 		w.catalog.Replace(owner, nil) // a watch may deliver the object that left the selector
 		return
 	}
-	var files []playbooks.File
+	var (
+		files []playbooks.File
+		size  int64
+	)
 	for _, key := range slices.Sorted(maps.Keys(cm.Data)) {
 		if IsPlaybookKey(key) {
 			files = append(files, playbooks.File{Source: Source(cm.Namespace, cm.Name, key), Data: []byte(cm.Data[key])})
+			size += int64(len(cm.Data[key]))
 		}
 	}
 	if len(files) == 0 {
 		w.o.Logger.Warn("labelled ConfigMap has no .yaml or .yml key; nothing to load", "configmap", cm.Namespace+"/"+cm.Name)
 	}
+	if err := tooLarge(owner, size); err != nil {
+		for i := range files {
+			files[i].Data, files[i].Err = nil, err
+		}
+	}
 	res := w.catalog.Replace(owner, files)
 	w.event(cm, files, res)
+}
+
+// tooLarge refuses a ConfigMap whose playbook keys hold more than
+// playbooks.MaxFileSize together: each key keeps its last good version. The
+// API server refuses such a ConfigMap; this guards the parser's memory when
+// the data comes from elsewhere.
+func tooLarge(owner string, size int64) error {
+	if size <= playbooks.MaxFileSize {
+		return nil
+	}
+	return &playbooks.TooLargeError{Source: owner, Size: size, What: "the playbook keys of a ConfigMap"}
 }
 
 // event tells the ConfigMap's readers what happened to it: a Warning per
