@@ -126,22 +126,26 @@ engine:
   shutdown_grace: 1s
 `, markerAMPassword, hostOf(am), jenkins, markerJenkinsToken)
 	writeFile(t, filepath.Join(dir, "selfheal.yml"), config)
-	step := func(name, action, with string) string {
-		return fmt.Sprintf(`  - name: %s
+	step := func(name, action, with string, retries ...int) string {
+		s := fmt.Sprintf(`  - name: %s
     match: ['jenkins_job="clean_data_worker"']
     steps:
       - name: %s
         action: %s
         with: %s
 `, name, name, action, with)
+		for _, r := range retries {
+			s += fmt.Sprintf("        retries: %d\n", r)
+		}
+		return s
 	}
-	hook := fmt.Sprintf(`{url: '%s/hook?token=%s', headers: {X-Signature: %s, X-Auth: %s}, bearer_token_file: %s, max_attempts: 1}`,
+	hook := fmt.Sprintf(`{url: '%s/hook?token=%s', headers: {X-Signature: %s, X-Auth: %s}, bearer_token_file: %s}`,
 		redirect, markerQueryToken, markerSignature, markerXAuth, filepath.Join(dir, "bearer"))
 	exe := fmt.Sprintf(`{command: [/bin/sh, -c, 'echo "cannot log in with $FOO_PASSWORD" >&2; exit 3'], env: {FOO_PASSWORD: %s}}`, markerEnvPassword)
 	playbooks := "playbooks:\n" +
 		step("redirect", "webhook", hook) +
-		step("echo-500", "webhook", fmt.Sprintf(`{url: 'http://hookuser:%s@%s/hook?token=%s', headers: {X-Signature: %s}, max_attempts: 2}`,
-			markerURLPassword, hostOf(echo500), markerQueryToken, markerSignature)) +
+		step("echo-500", "webhook", fmt.Sprintf(`{url: 'http://hookuser:%s@%s/hook?token=%s', headers: {X-Signature: %s}}`,
+			markerURLPassword, hostOf(echo500), markerQueryToken, markerSignature), 1) +
 		step("silence", "alertmanager.silence", "{duration: 10m}") +
 		step("jenkins", "jenkins.build", "{job: clean_data_worker}") +
 		step("exec", "exec", exe) +
@@ -220,7 +224,7 @@ engine:
 	t.Run("log", func(t *testing.T) {
 		log, err := os.ReadFile(d.log)
 		require.NoError(t, err)
-		require.Contains(t, string(log), "webhook attempt failed, retrying", "the retry of echo-500 is logged")
+		require.Contains(t, string(log), "retrying step", "the retry of echo-500 is logged")
 		requireNoSecret(t, "the daemon's log", string(log))
 	})
 }

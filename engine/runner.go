@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/ha"
 	"github.com/selfheal/selfheal/playbooks"
@@ -70,7 +72,9 @@ func (e *Engine) dryRun(ctx context.Context, rec *ha.Record, pb *playbooks.Playb
 }
 
 // runStep runs one step: each attempt under the step's timeout, retrying
-// only errors the action marks retryable, with a doubling backoff.
+// only errors the action marks retryable, with a doubling backoff
+// (stepBackoff). The step's retries are the one retry layer: actions try
+// once per attempt.
 //
 // The step's record is appended to rec and written to the log, as Running,
 // before the first attempt; what the action reports while it runs (a PID)
@@ -96,18 +100,20 @@ func (e *Engine) runStep(ctx context.Context, rec *ha.Record, pb *playbooks.Play
 	if timeout <= 0 {
 		timeout = playbooks.DefaultStepTimeout
 	}
-	backoff := e.opts.RetryBackoff
+	backoff := stepBackoff(e.opts.RetryBackoff, st.Retries)
 	var (
 		err error
 		res actions.Result
 	)
+	// Not wait.ExponentialBackoffWithContext: it ends when the cap is
+	// reached and skips the first attempt when ctx is already done.
 	for attempt := 0; attempt <= st.Retries; attempt++ {
 		if attempt > 0 {
-			e.lg.Warn("retrying step", "run", rec.ID, "step", st.Name, "attempt", attempt+1, "err", err)
-			if !sleep(ctx, backoff) {
+			d := backoff.Step()
+			e.lg.Warn("retrying step", "run", rec.ID, "step", st.Name, "attempt", attempt+1, "delay", d, "err", err)
+			if !sleep(ctx, d) {
 				break
 			}
-			backoff = min(2*backoff, 30*time.Second)
 		}
 		sr.Attempts++
 		res, err = e.attempt(ctx, st, target, timeout)
@@ -128,6 +134,15 @@ func (e *Engine) runStep(ctx context.Context, rec *ha.Record, pb *playbooks.Play
 	sr.FinishedAt = e.opts.Now().UTC()
 	e.m.stepDuration.WithLabelValues(st.ActionID, string(sr.State)).Observe(sr.FinishedAt.Sub(sr.StartedAt).Seconds())
 	return sr, res
+}
+
+// maxStepBackoff caps the wait between two attempts of a step.
+const maxStepBackoff = 30 * time.Second
+
+// stepBackoff is the wait before each retry of a step: first, then twice
+// as long each time, at most maxStepBackoff.
+func stepBackoff(first time.Duration, retries int) wait.Backoff {
+	return wait.Backoff{Duration: first, Factor: 2, Cap: maxStepBackoff, Steps: retries}
 }
 
 // persist writes rec as it is now. A failed write is logged, not fatal: the
@@ -189,7 +204,8 @@ func (e *Engine) attempt(ctx context.Context, st playbooks.Step, target actions.
 	return res, err
 }
 
-// sleep waits d or until ctx is done; it reports whether d elapsed.
+// sleep waits d or until ctx is done; it reports whether d elapsed. It is
+// the engine's one wait: runStep's and write's backoffs use it.
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

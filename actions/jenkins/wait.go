@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bndr/gojenkins"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/selfheal/selfheal/actions"
 )
@@ -115,29 +116,34 @@ func (a *Action) wait(ctx context.Context, j *gojenkins.Jenkins, b rendered, id 
 // the one that came from it.
 func (w *waiter) queue(ctx context.Context) (int64, error) {
 	endpoint := fmt.Sprintf("/queue/item/%d", w.id)
-	for expired := false; ; {
-		var n int64
+	var n int64
+	expired := false
+	err := wait.PollUntilContextCancel(ctx, time.Duration(w.a.p.PollInterval), true, func(ctx context.Context) (bool, error) {
 		var done bool
 		var err error
-		if expired {
-			n, done, err = w.fromBuilds(ctx)
-		} else {
+		if !expired {
 			n, done, expired, err = w.pollQueue(ctx, endpoint)
+			if !expired || ctx.Err() != nil {
+				return stop(ctx, done, err)
+			}
+			// It has just expired: search the builds at once.
 		}
-		switch {
-		case ctx.Err() != nil:
-			return 0, w.gaveUp(ctx, fmt.Sprintf("the build is still queued at %s and may still run%s", w.queueURL, w.whySuffix()))
-		case err != nil:
-			return 0, err
-		case done:
-			return n, nil
-		case expired:
-			continue // search the builds at once
-		}
-		if err := sleep(ctx, time.Duration(w.a.p.PollInterval)); err != nil {
-			return 0, w.gaveUp(ctx, fmt.Sprintf("the build is still queued at %s and may still run%s", w.queueURL, w.whySuffix()))
-		}
+		n, done, err = w.fromBuilds(ctx)
+		return stop(ctx, done, err)
+	})
+	if wait.Interrupted(err) && ctx.Err() != nil {
+		return 0, w.gaveUp(ctx, fmt.Sprintf("the build is still queued at %s and may still run%s", w.queueURL, w.whySuffix()))
 	}
+	return n, err
+}
+
+// stop is what a poll condition returns: done, or a permanent error that
+// ends the polling. Once ctx has ended neither counts: the caller gives up.
+func stop(ctx context.Context, done bool, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, nil
+	}
+	return done, err
 }
 
 // pollQueue polls the queue item once. A failure worth another poll is
@@ -189,33 +195,30 @@ func (w *waiter) build(ctx context.Context, f finished) (finished, error) {
 	c := w.a.conn
 	endpoint := fmt.Sprintf("%s/%d", w.b.job.base(), f.number)
 	u := c.url(endpoint + "/api/json?tree=" + buildTree)
-	for {
+	err := wait.PollUntilContextCancel(ctx, time.Duration(w.a.p.PollInterval), true, func(ctx context.Context) (bool, error) {
 		b, code, err := getJSON[buildJSON](ctx, w.j, endpoint, map[string]string{"tree": buildTree})
 		switch {
 		case ctx.Err() != nil:
-			return f, w.gaveUp(ctx, "build may still be running at "+f.url)
 		case err != nil:
-			if err := w.failed(ctx, c.callError(ctx, http.MethodGet, u, err, nil)); err != nil {
-				return f, err
-			}
+			return false, w.failed(ctx, c.callError(ctx, http.MethodGet, u, err, nil))
 		case code == http.StatusOK && !b.Building && b.Result != "":
 			f.result = b.Result
 			f.duration = time.Duration(b.Duration * float64(time.Millisecond))
-			return f, nil
+			return true, nil
 		case code == http.StatusOK:
 			w.last = nil
 		case code == http.StatusNotFound:
 			// Not visible yet, right after it left the queue: poll again.
 			w.last = fmt.Errorf("GET %s answered %s", u, statusLine(code))
 		default:
-			if err := w.failed(ctx, c.statusError(http.MethodGet, u, code, nil)); err != nil {
-				return f, err
-			}
+			return false, w.failed(ctx, c.statusError(http.MethodGet, u, code, nil))
 		}
-		if err := sleep(ctx, time.Duration(w.a.p.PollInterval)); err != nil {
-			return f, w.gaveUp(ctx, "build may still be running at "+f.url)
-		}
+		return false, nil
+	})
+	if wait.Interrupted(err) && ctx.Err() != nil {
+		return f, w.gaveUp(ctx, "build may still be running at "+f.url)
 	}
+	return f, err
 }
 
 // failed handles a failed poll: a retryable failure is remembered and nil
@@ -252,16 +255,4 @@ func (w *waiter) whySuffix() string {
 		return ""
 	}
 	return " (" + w.why + ")"
-}
-
-// sleep waits d or until ctx is done, whichever is first.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }

@@ -155,6 +155,7 @@ func (a *Restart) evict(ctx context.Context, c call, pod *corev1.Pod, log *slog.
 	start := time.Now()
 	wait := time.Duration(a.p.PDBRetryInterval)
 	var refused error
+	// Hand-written, not wait.Backoff: each wait is at least the answer's Retry-After, and a wait past the deadline is not begun.
 	for attempts = 1; ; attempts++ {
 		err := a.postEviction(ctx, ev)
 		switch {

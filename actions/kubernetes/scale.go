@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clientset "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/selfheal/selfheal/actions"
 )
@@ -164,37 +166,48 @@ func (a *Scale) Plan(ctx context.Context, t actions.Target) (actions.Plan, error
 	return actions.Plan{Summary: fmt.Sprintf("scale %s from %d to %d replicas", st.w, cur, target), Params: planParams(d), Details: details}, nil
 }
 
+// conflictRetry is how often Run reads and writes the scale when the
+// write conflicts (someone else changed it in between): 3 tries, 10ms
+// apart, as client-go's retry.DefaultRetry spaces them.
+var conflictRetry = wait.Backoff{Steps: 3, Duration: 10 * time.Millisecond, Factor: 1, Jitter: 0.1}
+
 // Run sets the replicas. A conflict (someone else scaled in between) is
-// read again and retried a few times, since the target is absolute.
+// read again and retried a few times (conflictRetry), since the target is
+// absolute; conflicting every time fails retryable.
 func (a *Scale) Run(ctx context.Context, t actions.Target) (actions.Result, error) {
-	target := *a.p.Replicas
 	var (
-		st  scaleState
-		d   map[string]string
+		res actions.Result
 		err error
 	)
-	for attempt := 1; attempt <= 3; attempt++ {
-		st, d, err = a.read(ctx, t)
-		if err != nil {
-			return actions.Result{Details: d}, fmt.Errorf("%s: %w", ScaleID, err)
-		}
-		from := st.scale.Spec.Replicas
-		if from == target {
-			d["outcome"] = "unchanged"
-			return actions.Result{Summary: fmt.Sprintf("%s already has %d replicas", st.w, target), Details: d}, nil
-		}
-		s := st.scale.DeepCopy()
-		s.Spec.Replicas = target
-		if err = a.updateScale(ctx, st.w, s); apierrors.IsConflict(err) {
-			continue
-		}
-		if err != nil {
-			return actions.Result{Details: d}, fmt.Errorf("scale %s: %w", st.w, err)
-		}
-		d["outcome"] = "scaled"
-		a.logger.Info("workload scaled", "playbook", t.Playbook, "step", t.Step, "run", t.Run,
-			"owner", st.w.ref(), "namespace", st.w.Namespace, "from", from, "to", target)
-		return actions.Result{Summary: fmt.Sprintf("scaled %s from %d to %d replicas", st.w, from, target), Details: d}, nil
+	_ = retry.RetryOnConflict(conflictRetry, func() error {
+		res, err = a.scaleOnce(ctx, t)
+		return err
+	})
+	// err, not what RetryOnConflict returns: after a conflict, it would
+	// answer that conflict for an error wrapping the run's cancellation.
+	return res, err
+}
+
+// scaleOnce reads the workload and its scale and writes the target
+// replicas once, unless they are already set.
+func (a *Scale) scaleOnce(ctx context.Context, t actions.Target) (actions.Result, error) {
+	target := *a.p.Replicas
+	st, d, err := a.read(ctx, t)
+	if err != nil {
+		return actions.Result{Details: d}, fmt.Errorf("%s: %w", ScaleID, err)
 	}
-	return actions.Result{Details: d}, fmt.Errorf("scale %s: %w", st.w, err)
+	from := st.scale.Spec.Replicas
+	if from == target {
+		d["outcome"] = "unchanged"
+		return actions.Result{Summary: fmt.Sprintf("%s already has %d replicas", st.w, target), Details: d}, nil
+	}
+	s := st.scale.DeepCopy()
+	s.Spec.Replicas = target
+	if err := a.updateScale(ctx, st.w, s); err != nil {
+		return actions.Result{Details: d}, fmt.Errorf("scale %s: %w", st.w, err)
+	}
+	d["outcome"] = "scaled"
+	a.logger.Info("workload scaled", "playbook", t.Playbook, "step", t.Step, "run", t.Run,
+		"owner", st.w.ref(), "namespace", st.w.Namespace, "from", from, "to", target)
+	return actions.Result{Summary: fmt.Sprintf("scaled %s from %d to %d replicas", st.w, from, target), Details: d}, nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -59,32 +61,72 @@ func TestScale(t *testing.T) {
 	}
 }
 
+// TestScaleConflict: a conflicting write is read again and retried, up to
+// three writes 10ms apart (fake time), then fails retryable.
 func TestScaleConflict(t *testing.T) {
-	c := newFake()
-	scaleReactor(c)
-	conflicts := 1
-	c.PrependReactor("update", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if a.GetSubresource() != "scale" || conflicts == 0 {
-			return false, nil, nil
-		}
-		conflicts--
-		return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, "web", errors.New("modified"))
-	})
-	a := mustBuild(t, c, ScaleID, "kind: Deployment\nname: web\nreplicas: 4")
-	res, err := a.Run(context.Background(), target("shop", "any"))
-	require.NoError(t, err)
-	require.Equal(t, "4", res.Details["replicas"])
-	require.Equal(t, []string{"update deployments/scale", "update deployments/scale"}, writes(c))
-
-	t.Run("conflicts every time", func(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
 		c := newFake()
 		scaleReactor(c)
+		conflicts := 1
 		c.PrependReactor("update", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
-			return a.GetSubresource() == "scale", nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, "web", errors.New("modified"))
+			if a.GetSubresource() != "scale" || conflicts == 0 {
+				return false, nil, nil
+			}
+			conflicts--
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, "web", errors.New("modified"))
 		})
 		a := mustBuild(t, c, ScaleID, "kind: Deployment\nname: web\nreplicas: 4")
-		_, err := a.Run(context.Background(), target("shop", "any"))
-		require.True(t, actions.IsRetryable(err))
-		require.Len(t, writes(c), 3)
+		res, err := a.Run(context.Background(), target("shop", "any"))
+		require.NoError(t, err)
+		require.Equal(t, "4", res.Details["replicas"])
+		require.Equal(t, "scaled", res.Details["outcome"])
+		require.Equal(t, []string{"update deployments/scale", "update deployments/scale"}, writes(c))
+	})
+
+	t.Run("conflicts every time", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			c := newFake()
+			scaleReactor(c)
+			c.PrependReactor("update", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				return a.GetSubresource() == "scale", nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, "web", errors.New("modified"))
+			})
+			a := mustBuild(t, c, ScaleID, "kind: Deployment\nname: web\nreplicas: 4")
+			start := time.Now()
+			res, err := a.Run(context.Background(), target("shop", "any"))
+			require.True(t, actions.IsRetryable(err))
+			require.True(t, apierrors.IsConflict(err))
+			require.ErrorContains(t, err, "scale Deployment shop/web: ")
+			require.Equal(t, "3", res.Details["current_replicas"])
+			require.Len(t, writes(c), 3)
+			waited := time.Since(start)
+			require.GreaterOrEqual(t, waited, 20*time.Millisecond)
+			require.LessOrEqual(t, waited, 22*time.Millisecond, "two waits of 10ms, jitter at most 10%")
+		})
+	})
+
+	t.Run("a cancelled run is not reported as the conflict before it", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			c := newFake()
+			scaleReactor(c)
+			ctx, cancel := context.WithCancel(context.Background())
+			c.PrependReactor("update", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if a.GetSubresource() != "scale" {
+					return false, nil, nil
+				}
+				cancel() // the run ends while the conflict is waited out
+				return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, "web", errors.New("modified"))
+			})
+			c.PrependReactor("get", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
+				if ctx.Err() != nil {
+					return true, nil, ctx.Err()
+				}
+				return false, nil, nil
+			})
+			a := mustBuild(t, c, ScaleID, "kind: Deployment\nname: web\nreplicas: 4")
+			_, err := a.Run(ctx, target("shop", "any"))
+			require.ErrorIs(t, err, context.Canceled)
+			require.False(t, apierrors.IsConflict(err))
+			require.Len(t, writes(c), 1)
+		})
 	})
 }

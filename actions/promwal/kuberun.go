@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/selfheal/selfheal/actions"
 )
@@ -205,30 +206,31 @@ func (r *kubeRun) restore(ctx context.Context) error {
 }
 
 // scaleTo sets the StatefulSet's replicas through the scale subresource,
-// retrying every error but a refusal (see refused) until ctx ends.
+// retrying every error but a refusal (see refused) every PollInterval
+// until ctx ends; then it returns the last error.
 func (r *kubeRun) scaleTo(ctx context.Context, n int32) error {
+	var last error
+	_ = wait.PollUntilContextCancel(ctx, r.a.d.PollInterval, true, func(ctx context.Context) (bool, error) {
+		last = r.scaleOnce(ctx, n)
+		if last == nil || refused(last) {
+			return true, nil
+		}
+		r.log.Warn("scale failed, retrying", "replicas", n, "err", last)
+		return false, nil
+	})
+	return last
+}
+
+// scaleOnce reads the scale and, unless it already has n replicas, writes n.
+func (r *kubeRun) scaleOnce(ctx context.Context, n int32) error {
 	c := r.a.d.Kube.AppsV1().StatefulSets(r.st.sts.Namespace)
-	for {
-		sc, err := c.GetScale(ctx, r.st.sts.Name, metav1.GetOptions{})
-		if err == nil && sc.Spec.Replicas == n {
-			return nil
-		}
-		if err == nil {
-			sc.Spec.Replicas = n
-			if _, err = c.UpdateScale(ctx, r.st.sts.Name, sc, metav1.UpdateOptions{FieldManager: fieldManager}); err == nil {
-				return nil
-			}
-		}
-		if refused(err) {
-			return err
-		}
-		r.log.Warn("scale failed, retrying", "replicas", n, "err", err)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(r.a.d.PollInterval):
-		}
+	sc, err := c.GetScale(ctx, r.st.sts.Name, metav1.GetOptions{})
+	if err != nil || sc.Spec.Replicas == n {
+		return err
 	}
+	sc.Spec.Replicas = n
+	_, err = c.UpdateScale(ctx, r.st.sts.Name, sc, metav1.UpdateOptions{FieldManager: fieldManager})
+	return err
 }
 
 // setPaused sets or clears spec.paused on the owning Prometheus with a
@@ -252,17 +254,11 @@ func (r *kubeRun) setPaused(ctx context.Context, paused bool) error {
 		return err
 	}
 	c := r.a.d.Dynamic.Resource(PrometheusResource).Namespace(p.GetNamespace())
-	for {
-		_, err := c.Patch(ctx, p.GetName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
-		if err == nil || refused(err) || paused {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(r.a.d.PollInterval):
-		}
-	}
+	_ = wait.PollUntilContextCancel(ctx, r.a.d.PollInterval, true, func(ctx context.Context) (bool, error) {
+		_, err = c.Patch(ctx, p.GetName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+		return err == nil || refused(err) || paused, nil
+	})
+	return err // the last answer, also when ctx ended
 }
 
 // waitReady waits until the StatefulSet controller has seen the scale back
@@ -312,28 +308,31 @@ func (r *kubeRun) waitReady(ctx context.Context) error {
 // the error says what was last seen.
 func (r *kubeRun) poll(ctx context.Context, timeout time.Duration, what string, check func(context.Context) (bool, string, error)) error {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	var last string
-	for {
+	var refusal error
+	err := wait.PollUntilContextTimeout(ctx, r.a.d.PollInterval, timeout, true, func(ctx context.Context) (bool, error) {
 		done, state, err := check(ctx)
 		switch {
 		case err == nil && done:
-			return nil
+			return true, nil
 		case err == nil:
 			last = state
 		case ctx.Err() != nil: // keep the last state seen
 		case refused(err):
-			return err
+			refusal = err
+			return false, err
 		default:
 			last = err.Error()
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s after %s (timeout %s; last: %s): %w", what, since(start), timeout, last, ctx.Err())
-		case <-time.After(r.a.d.PollInterval):
-		}
+		return false, nil
+	})
+	switch {
+	case refusal != nil:
+		return refusal
+	case err != nil:
+		return fmt.Errorf("%s after %s (timeout %s; last: %s): %w", what, since(start), timeout, last, err)
 	}
+	return nil
 }
 
 // podReady reports whether p's Ready condition is true.

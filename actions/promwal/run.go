@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/selfheal/selfheal/actions"
 )
 
@@ -134,23 +136,18 @@ func (a *Action) systemctl(ctx context.Context, verb, unit string) error {
 // ctx ends. It returns how long that took.
 func (a *Action) waitReady(ctx context.Context, u string) (time.Duration, error) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.p.ReadyTimeout))
-	defer cancel()
 	var last error // the last answer, not an attempt our own deadline cut short
-	for {
+	err := wait.PollUntilContextTimeout(ctx, a.d.ReadyInterval, time.Duration(a.p.ReadyTimeout), true, func(ctx context.Context) (bool, error) {
 		err := a.getReady(ctx, u)
-		if err == nil {
-			return time.Since(start).Round(time.Millisecond), nil
-		}
-		if last == nil || ctx.Err() == nil {
+		if err != nil && (last == nil || ctx.Err() == nil) {
 			last = err
 		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("%s not ready after %s (last: %v)", u, time.Since(start).Round(time.Millisecond), last)
-		case <-time.After(a.d.ReadyInterval):
-		}
+		return err == nil, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%s not ready after %s (last: %v)", u, time.Since(start).Round(time.Millisecond), last)
 	}
+	return time.Since(start).Round(time.Millisecond), nil
 }
 
 // getReady sends one GET to u and succeeds on 200.

@@ -3,18 +3,16 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/redact"
 )
 
 // Plan renders the request for t and says what Run would send: method,
-// URL, headers, body, timeout and attempts. Secret header values, the
-// bearer token and secrets in the URL show as "<secret>". It sends nothing; it reads the token
-// file, so a missing or empty token is a plan error, as it would be for
-// Run.
+// URL, headers, body and timeout, and which answers the step's retries
+// send again. Secret header values, the bearer token and secrets in the
+// URL show as "<secret>". It sends nothing; it reads the token file, so a
+// missing or empty token is a plan error, as it would be for Run.
 func (a *Action) Plan(_ context.Context, t actions.Target) (actions.Plan, error) {
 	r, err := a.prepare(t)
 	if err != nil {
@@ -28,7 +26,6 @@ func (a *Action) Plan(_ context.Context, t actions.Target) (actions.Plan, error)
 	params = append(params,
 		actions.Param{Name: "body", Value: r.body},
 		actions.Param{Name: "timeout", Value: a.p.Timeout.String()},
-		actions.Param{Name: "max_attempts", Value: strconv.Itoa(a.p.MaxAttempts)},
 	)
 	if a.p.BearerTokenFile != "" {
 		params = append(params, actions.Param{Name: "bearer_token_file", Value: a.p.BearerTokenFile})
@@ -40,20 +37,15 @@ func (a *Action) Plan(_ context.Context, t actions.Target) (actions.Plan, error)
 	}.Redacted(r.redactor), nil
 }
 
-// planDetails explains retries, redirects and the token.
+// planDetails explains what fails the attempt, redirects and the token.
+// How often the step is tried is the step's retries, which dry-run shows
+// with the step.
 func (a *Action) planDetails() []string {
-	var d []string
-	if a.p.MaxAttempts > 1 {
-		waits := make([]string, a.p.MaxAttempts-1)
-		for i := range waits {
-			waits[i] = a.backoff.delay(i + 1).String()
-		}
-		d = append(d, fmt.Sprintf("transport errors, timeouts (%s per attempt), 408, 429 and 5xx are tried again, "+
-			"up to %d attempts, waiting %s between them", a.p.Timeout, a.p.MaxAttempts, strings.Join(waits, ", ")))
-	} else {
-		d = append(d, fmt.Sprintf("one attempt, timing out after %s; no retry within the step", a.p.Timeout))
+	d := []string{
+		fmt.Sprintf("one request per attempt, timing out after %s; a transport error, the timeout, 408, 429 and 5xx fail it as retryable: "+
+			"the step's retries send it again, with the engine's backoff", a.p.Timeout),
+		"2xx succeeds; a 3xx (redirects are not followed) and other 4xx fail the step at once, whatever its retries",
 	}
-	d = append(d, "2xx succeeds; a 3xx fails the step (redirects are not followed); other 4xx fail the step at once")
 	if a.p.BearerTokenFile != "" {
 		d = append(d, fmt.Sprintf("the bearer token is read from %s when the step runs", a.p.BearerTokenFile))
 	}

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/selfheal/selfheal/actions"
@@ -36,16 +38,16 @@ func TestPlan(t *testing.T) {
 					{Name: "method", Value: "POST"},
 					{Name: "body", Value: ""},
 					{Name: "timeout", Value: "10s"},
-					{Name: "max_attempts", Value: "3"},
 				},
 				Details: []string{
-					"transport errors, timeouts (10s per attempt), 408, 429 and 5xx are tried again, up to 3 attempts, waiting 500ms, 1s between them",
-					"2xx succeeds; a 3xx fails the step (redirects are not followed); other 4xx fail the step at once",
+					"one request per attempt, timing out after 10s; a transport error, the timeout, 408, 429 and 5xx fail it as retryable: " +
+						"the step's retries send it again, with the engine's backoff",
+					"2xx succeeds; a 3xx (redirects are not followed) and other 4xx fail the step at once, whatever its retries",
 				},
 			},
 		},
 		{
-			name: "token, secret headers, body, one attempt",
+			name: "token, secret headers, body, short timeout",
 			set: func(p *Params) {
 				p.URL = actions.MustTemplate("https://user:pw@chat.example/{{ .Labels.instance }}")
 				p.Method = http.MethodPatch
@@ -56,7 +58,7 @@ func TestPlan(t *testing.T) {
 					"X-Auth-Token": actions.MustTemplate("t"),
 				}
 				p.Body = actions.MustTemplate(`{"text": "{{ .Annotations.summary }}"}`)
-				p.MaxAttempts = 1
+				p.Timeout = model.Duration(2 * time.Second)
 				p.BearerTokenFile = tokenFile
 			},
 			want: actions.Plan{
@@ -71,13 +73,13 @@ func TestPlan(t *testing.T) {
 					{Name: "headers.X-Auth-Token", Value: "<secret>"},
 					{Name: "headers.X-Playbook", Value: "clean-disk"},
 					{Name: "body", Value: `{"text": "disk 95% full"}`},
-					{Name: "timeout", Value: "10s"},
-					{Name: "max_attempts", Value: "1"},
+					{Name: "timeout", Value: "2s"},
 					{Name: "bearer_token_file", Value: tokenFile},
 				},
 				Details: []string{
-					"one attempt, timing out after 10s; no retry within the step",
-					"2xx succeeds; a 3xx fails the step (redirects are not followed); other 4xx fail the step at once",
+					"one request per attempt, timing out after 2s; a transport error, the timeout, 408, 429 and 5xx fail it as retryable: " +
+						"the step's retries send it again, with the engine's backoff",
+					"2xx succeeds; a 3xx (redirects are not followed) and other 4xx fail the step at once, whatever its retries",
 					"the bearer token is read from " + tokenFile + " when the step runs",
 				},
 			},
@@ -86,7 +88,6 @@ func TestPlan(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newAction(t, tt.set)
-			a.backoff = defaultBackoff()
 			got, err := a.Plan(context.Background(), target())
 			require.NoError(t, err)
 			require.Equal(t, tt.want, got)
@@ -131,9 +132,13 @@ func TestBearerTokenIsSentAndNeverShown(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		auth = append(auth, r.Header.Get("Authorization"))
+		first := len(auth) == 1
 		mu.Unlock()
-		// A careless server echoes the request headers back.
-		w.WriteHeader(http.StatusServiceUnavailable)
+		// A careless server echoes the request headers back: in an
+		// error, then in a success.
+		if first {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
 		_ = r.Header.Write(w)
 	}))
 	defer srv.Close()
@@ -142,22 +147,23 @@ func TestBearerTokenIsSentAndNeverShown(t *testing.T) {
 	p.URL = actions.MustTemplate(srv.URL)
 	p.BearerTokenFile = writeToken(t, "  "+token+"\n")
 	p.Headers = map[string]actions.Template{"X-Api-Key": actions.MustTemplate("api-key-value")}
-	p.MaxAttempts = 2
 	a, err := New(p, srv.Client(), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	require.NoError(t, err)
-	a.backoff = backoff{initial: 1, max: 1}
 
-	res, err := a.Run(context.Background(), target())
+	failed, err := a.Run(context.Background(), target())
 	require.True(t, actions.IsRetryable(err))
-	mu.Lock()
-	require.Equal(t, []string{"Bearer " + token, "Bearer " + token}, auth)
-	mu.Unlock()
 	require.Contains(t, err.Error(), "Bearer <secret>")
-	require.Contains(t, logs.String(), "Bearer <secret>", "the retry is logged")
+	sent, serr := a.Run(context.Background(), target())
+	require.NoError(t, serr)
+	require.Contains(t, sent.Details["body"], "Bearer <secret>")
+	require.Contains(t, logs.String(), "webhook sent", "the request is logged")
+	mu.Lock()
+	require.Equal(t, []string{"Bearer " + token, "Bearer " + token}, auth, "one request per run")
+	mu.Unlock()
 
 	plan, perr := a.Plan(context.Background(), target())
 	require.NoError(t, perr)
-	shown := fmt.Sprintf("%v %#v %#v %s", err, res, plan, logs.String())
+	shown := fmt.Sprintf("%v %#v %#v %#v %s", err, failed, sent, plan, logs.String())
 	require.NotContains(t, shown, token)
 	require.NotContains(t, shown, "api-key-value")
 }

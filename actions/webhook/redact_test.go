@@ -82,10 +82,8 @@ func TestSecretsNeverShown(t *testing.T) {
 				"X-Signature": actions.MustTemplate("sig-VALUE"),
 				"X-Auth":      actions.MustTemplate("xauth-VALUE"),
 			}
-			p.MaxAttempts = 2
 			a, err := New(p, srv.Client(), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 			require.NoError(t, err)
-			a.backoff = backoff{initial: 1, max: 1}
 
 			res, err := a.Run(context.Background(), target())
 			require.Error(t, err)

@@ -29,37 +29,27 @@ const (
 // passes.
 var errAttemptTimeout = errors.New("webhook attempt timeout")
 
-// Run sends the request for t. A 2xx succeeds. Transport errors, attempt
-// timeouts, 408, 429 and 5xx are tried again, up to max_attempts, waiting
-// 500ms, then twice as long each time (at most 10s); when every attempt
-// failed the error is actions.Retryable. Any other status, a 3xx included,
-// fails permanently at once. A cancelled ctx ends Run at once, permanently.
+// Run sends the request for t once: one attempt of the step. A 2xx
+// succeeds. A transport error, the attempt's timeout, 408, 429 and 5xx
+// fail with an actions.Retryable error, which the step's retries (the
+// engine's one retry layer, with its backoff) send again. Any other
+// status, a 3xx included, fails permanently. A cancelled ctx fails
+// permanently too, with its cause.
 func (a *Action) Run(ctx context.Context, t actions.Target) (actions.Result, error) {
 	r, err := a.prepare(t)
 	if err != nil {
 		return actions.Result{}, redact.New().Error(fmt.Errorf("webhook: %w", err))
 	}
-	log := a.logger.With("playbook", t.Playbook, "step", t.Step, "run", t.Run, "request", r.String())
-	for n := 1; ; n++ {
-		res, err := a.attempt(ctx, r)
-		res.Details["attempts"] = strconv.Itoa(n)
-		switch {
-		case err == nil:
-			res.Summary = fmt.Sprintf("%s: %s after %s", r, res.Summary, plural(n, "attempt"))
-			return res, nil
-		case ctx.Err() != nil:
-			return res, fmt.Errorf("webhook %s: %w", r, context.Cause(ctx))
-		case !actions.IsRetryable(err):
-			return res, fmt.Errorf("webhook %s: %w", r, err)
-		case n >= a.p.MaxAttempts:
-			return res, fmt.Errorf("webhook %s: failed after %s: %w", r, plural(n, "attempt"), err)
-		}
-		d := a.backoff.delay(n)
-		log.Warn("webhook attempt failed, retrying", "attempt", n, "max_attempts", a.p.MaxAttempts, "delay", d, "err", err)
-		if err := sleep(ctx, d); err != nil {
-			return res, fmt.Errorf("webhook %s: %w", r, err)
-		}
+	res, err := a.attempt(ctx, r)
+	switch {
+	case err == nil:
+		res.Summary = fmt.Sprintf("%s: %s", r, res.Summary)
+		a.logger.Info("webhook sent", "playbook", t.Playbook, "step", t.Step, "run", t.Run, "request", r.String(), "status", res.Details["status"])
+		return res, nil
+	case ctx.Err() != nil:
+		return res, fmt.Errorf("webhook %s: %w", r, context.Cause(ctx))
 	}
+	return res, fmt.Errorf("webhook %s: %w", r, err)
 }
 
 // attempt sends r once. Its error is actions.Retryable when another attempt
@@ -149,23 +139,4 @@ func bodySuffix(excerpt string) string {
 		return ""
 	}
 	return fmt.Sprintf(": %q", excerpt)
-}
-
-// sleep waits d or until ctx is done, whichever is first.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }

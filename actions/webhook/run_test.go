@@ -2,13 +2,17 @@ package webhook
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -60,68 +64,48 @@ func (f *fake) requests() []received {
 	return append([]received(nil), f.got...)
 }
 
-// newAction builds an action from defaults changed by set, with a fast
-// backoff.
+// newAction builds an action from defaults changed by set.
 func newAction(t *testing.T, set func(p *Params)) *Action {
 	t.Helper()
 	p := DefaultParams()
 	set(p)
 	a, err := New(p, nil, nil)
 	require.NoError(t, err)
-	a.backoff = backoff{initial: time.Millisecond, max: 4 * time.Millisecond}
 	return a
 }
 
+// TestRunStatuses: every run sends one request, whatever the answer; the
+// answers another attempt could change are retryable, for the step's
+// retries to send again.
 func TestRunStatuses(t *testing.T) {
 	tests := []struct {
 		name          string
-		statuses      []int
-		maxAttempts   int
-		wantRequests  int
+		status        int
 		wantErr       string // "" means success
 		wantRetryable bool
-		wantStatus    string
 		wantNoBody    bool
 	}{
-		{name: "200", statuses: []int{200}, wantRequests: 1, wantStatus: "200"},
-		{name: "204", statuses: []int{204}, wantRequests: 1, wantStatus: "204", wantNoBody: true},
-		{name: "500 then 200", statuses: []int{500, 200}, wantRequests: 2, wantStatus: "200"},
-		{name: "429 then 502 then 200", statuses: []int{429, 502, 200}, wantRequests: 3, wantStatus: "200"},
+		{name: "200", status: 200},
+		{name: "204", status: 204, wantNoBody: true},
+		{name: "500 is retryable", status: 500, wantErr: `status 500 Internal Server Error: "the body"`, wantRetryable: true},
+		{name: "503 is retryable", status: 503, wantErr: `status 503 Service Unavailable: "the body"`, wantRetryable: true},
+		{name: "429 is retryable", status: 429, wantErr: `status 429 Too Many Requests: "the body"`, wantRetryable: true},
+		{name: "408 is retryable", status: 408, wantErr: `status 408 Request Timeout: "the body"`, wantRetryable: true},
+		{name: "404 is permanent", status: 404, wantErr: `status 404 Not Found: "the body"`},
+		{name: "400 is permanent", status: 400, wantErr: `status 400 Bad Request: "the body"`},
 		{
-			name: "404 is permanent", statuses: []int{404, 200}, wantRequests: 1, wantStatus: "404",
-			wantErr: `status 404 Not Found: "the body"`,
-		},
-		{
-			name: "400 is permanent", statuses: []int{400}, wantRequests: 1, wantStatus: "400",
-			wantErr: `status 400 Bad Request: "the body"`,
-		},
-		{
-			name: "redirect is not followed", statuses: []int{302}, wantRequests: 1, wantStatus: "302",
+			name: "redirect is not followed", status: 302,
 			wantErr: `status 302 Found: redirects are not followed (Location: "http://elsewhere.example/")`,
-		},
-		{
-			name: "every attempt 5xx", statuses: []int{500, 503, 500}, wantRequests: 3, wantStatus: "500",
-			wantErr:       `failed after 3 attempts: status 500 Internal Server Error: "the body"`,
-			wantRetryable: true,
-		},
-		{
-			name: "one attempt", statuses: []int{503, 200}, maxAttempts: 1, wantRequests: 1, wantStatus: "503",
-			wantErr:       `failed after 1 attempt: status 503 Service Unavailable: "the body"`,
-			wantRetryable: true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := newFake(t, "the body", tt.statuses...)
-			a := newAction(t, func(p *Params) {
-				p.URL = actions.MustTemplate(srv.URL + "/hook")
-				if tt.maxAttempts > 0 {
-					p.MaxAttempts = tt.maxAttempts
-				}
-			})
+			srv := newFake(t, "the body", tt.status, 200)
+			a := newAction(t, func(p *Params) { p.URL = actions.MustTemplate(srv.URL + "/hook") })
 			res, err := a.Run(context.Background(), target())
-			require.Len(t, srv.requests(), tt.wantRequests)
-			require.Equal(t, tt.wantStatus, res.Details["status"])
+			require.Len(t, srv.requests(), 1, "one request per attempt; the step's retries send it again")
+			require.Equal(t, strconv.Itoa(tt.status), res.Details["status"])
+			require.NotContains(t, res.Details, "attempts", "the engine counts the attempts")
 			if tt.wantNoBody {
 				require.Empty(t, res.Details["body"])
 			} else {
@@ -129,7 +113,7 @@ func TestRunStatuses(t *testing.T) {
 			}
 			if tt.wantErr == "" {
 				require.NoError(t, err)
-				require.Contains(t, res.Summary, "POST "+srv.URL+"/hook: ")
+				require.Equal(t, fmt.Sprintf("POST %s/hook: %d %s", srv.URL, tt.status, http.StatusText(tt.status)), res.Summary)
 				return
 			}
 			require.EqualError(t, err, "webhook POST "+srv.URL+"/hook: "+tt.wantErr)
@@ -138,44 +122,59 @@ func TestRunStatuses(t *testing.T) {
 	}
 }
 
-func TestRunBacksOff(t *testing.T) {
-	srv := newFake(t, "", 500)
-	a := newAction(t, func(p *Params) { p.URL = actions.MustTemplate(srv.URL) })
-	a.backoff = backoff{initial: 50 * time.Millisecond, max: time.Second}
-	start := time.Now()
-	_, err := a.Run(context.Background(), target())
-	require.True(t, actions.IsRetryable(err))
-	require.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "waits 50ms then 100ms")
+// blockingTransport answers no request: each waits for its context. Inside
+// a synctest bubble the wait is durable, so fake time runs on to the
+// request's deadline.
+type blockingTransport struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (b *blockingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	b.mu.Lock()
+	b.calls++
+	b.mu.Unlock()
+	<-r.Context().Done()
+	return nil, r.Context().Err()
+}
+
+func (b *blockingTransport) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.calls
 }
 
 func TestRunAttemptTimeout(t *testing.T) {
-	release := make(chan struct{})
-	var mu sync.Mutex
-	calls := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		calls++
-		mu.Unlock()
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	a := newAction(t, func(p *Params) {
-		p.URL = actions.MustTemplate(srv.URL)
+	synctest.Test(t, func(t *testing.T) {
+		tr := &blockingTransport{}
+		p := DefaultParams()
+		p.URL = actions.MustTemplate("http://hook.example/x")
 		p.Timeout = model.Duration(50 * time.Millisecond)
-		p.MaxAttempts = 2
+		a, err := New(p, &http.Client{Transport: tr}, nil)
+		require.NoError(t, err)
+		start := time.Now()
+		_, err = a.Run(context.Background(), target())
+		require.Equal(t, 50*time.Millisecond, time.Since(start))
+		require.EqualError(t, err, "webhook POST http://hook.example/x: timed out after 50ms")
+		require.True(t, actions.IsRetryable(err))
+		require.Equal(t, 1, tr.count())
 	})
-	start := time.Now()
-	_, err := a.Run(context.Background(), target())
-	require.Less(t, time.Since(start), 2*time.Second)
-	require.EqualError(t, err, "webhook POST "+srv.URL+": failed after 2 attempts: timed out after 50ms")
-	require.True(t, actions.IsRetryable(err))
-	mu.Lock()
-	defer mu.Unlock()
-	require.Equal(t, 2, calls)
+}
+
+func TestRunContextCancelled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := &blockingTransport{}
+		p := DefaultParams()
+		p.URL = actions.MustTemplate("http://hook.example/x")
+		a, err := New(p, &http.Client{Transport: tr}, nil)
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancelCause(context.Background())
+		time.AfterFunc(time.Second, func() { cancel(errors.New("shutting down")) })
+		_, err = a.Run(ctx, target())
+		require.EqualError(t, err, "webhook POST http://hook.example/x: shutting down")
+		require.False(t, actions.IsRetryable(err), "a cancelled run is not tried again")
+		require.Equal(t, 1, tr.count())
+	})
 }
 
 func TestRunTransportError(t *testing.T) {
@@ -183,25 +182,10 @@ func TestRunTransportError(t *testing.T) {
 	url := srv.URL
 	srv.Close() // nothing listens there any more
 	a := newAction(t, func(p *Params) { p.URL = actions.MustTemplate(url) })
-	res, err := a.Run(context.Background(), target())
-	require.ErrorContains(t, err, "webhook POST "+url+": failed after 3 attempts: dial tcp ")
+	_, err := a.Run(context.Background(), target())
+	require.ErrorContains(t, err, "webhook POST "+url+": dial tcp ")
 	require.ErrorContains(t, err, "connection refused")
 	require.True(t, actions.IsRetryable(err))
-	require.Equal(t, "3", res.Details["attempts"])
-}
-
-func TestRunContextCancelledDuringBackoff(t *testing.T) {
-	srv := newFake(t, "", 500)
-	a := newAction(t, func(p *Params) { p.URL = actions.MustTemplate(srv.URL) })
-	a.backoff = backoff{initial: time.Minute, max: time.Minute}
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(100*time.Millisecond, cancel)
-	start := time.Now()
-	_, err := a.Run(ctx, target())
-	require.Less(t, time.Since(start), 5*time.Second)
-	require.ErrorIs(t, err, context.Canceled)
-	require.False(t, actions.IsRetryable(err))
-	require.Len(t, srv.requests(), 1)
 }
 
 func TestRunSendsRenderedRequest(t *testing.T) {

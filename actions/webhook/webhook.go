@@ -1,7 +1,8 @@
-// Package webhook owns the "webhook" action: one HTTP request with a
-// templated URL, headers and body, retried on 5xx and transport errors with
-// exponential backoff, with an optional bearer token read from a file that
-// is never shown.
+// Package webhook owns the "webhook" action: one HTTP request per attempt,
+// with a templated URL, headers and body and an optional bearer token read
+// from a file that is never shown. A transport error, a timeout, 408, 429
+// and 5xx fail the attempt with an actions.Retryable error; the step's
+// retries (the engine's one retry layer, with its backoff) send it again.
 package webhook
 
 import (
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/selfheal/selfheal/actions"
 )
@@ -23,7 +25,7 @@ import (
 // ID is the action type id of webhook steps.
 const ID = "webhook"
 
-const summary = "Send an HTTP request with a templated URL, headers and body; retry on 5xx and transport errors."
+const summary = "Send an HTTP request with a templated URL, headers and body; 5xx and transport errors are retryable (the step's retries)."
 
 const example = `- name: notify
   action: webhook
@@ -35,7 +37,7 @@ const example = `- name: notify
     body: '{"text": "{{ .Labels.instance }} not healed"}'
     bearer_token_file: /etc/selfheal/chat-token
     timeout: 10s
-    max_attempts: 3
+  retries: 2
 `
 
 // Params are the parameters of a webhook step.
@@ -51,23 +53,32 @@ type Params struct {
 	// Body is sent as is; empty sends no body. A non-empty body gets
 	// "Content-Type: application/json" unless Headers set one.
 	Body actions.Template `yaml:"body" doc:"template; JSON content type unless a header sets one"`
-	// Timeout bounds each attempt, response body included.
-	Timeout model.Duration `yaml:"timeout" doc:"per attempt"`
-	// MaxAttempts is how many times the request is sent at most (1..10).
-	MaxAttempts int `yaml:"max_attempts" doc:"1..10; transport errors, 408, 429 and 5xx are retried; redirects are not followed"`
+	// Timeout bounds the request, response body included.
+	Timeout model.Duration `yaml:"timeout" doc:"per attempt; transport errors, timeouts, 408, 429 and 5xx are retryable (the step's retries send it again); redirects are not followed"`
 	// BearerTokenFile, an absolute path, holds a token sent as
 	// "Authorization: Bearer <token>". It is read on every run, so a
 	// rotated token is picked up, and never shown.
 	BearerTokenFile string `yaml:"bearer_token_file" doc:"absolute path of a token sent as Authorization: Bearer; read at every run, never shown"`
+	// Removed holds the parameters that no longer exist, so that a step
+	// still setting one fails to load, at its position, saying what
+	// replaced it. It is not documented and never set by a valid step.
+	Removed Removed `yaml:",inline"`
+}
+
+// Removed are the former webhook parameters.
+type Removed struct {
+	// MaxAttempts was a retry loop inside the action, on top of the step's
+	// retries: a step with max_attempts 3 and retries 2 sent up to 9
+	// requests. The step's retries are now the only retry layer.
+	MaxAttempts *yaml.Node `yaml:"max_attempts,omitempty"`
 }
 
 // DefaultParams returns the parameters with their defaults: POST, no body,
-// a 10s timeout per attempt, 3 attempts.
+// a 10s timeout.
 func DefaultParams() *Params {
 	return &Params{
-		Method:      http.MethodPost,
-		Timeout:     model.Duration(10 * time.Second),
-		MaxAttempts: 3,
+		Method:  http.MethodPost,
+		Timeout: model.Duration(10 * time.Second),
 	}
 }
 
@@ -77,8 +88,9 @@ func methods() []string {
 }
 
 // Validate checks the parameters without rendering them. Every problem is
-// reported, separated by "; "; a URL a label could point elsewhere while
-// the request carries credentials comes after, as an *actions.ParamError.
+// reported, separated by "; "; a removed parameter that is set, and a URL a
+// label could point elsewhere while the request carries credentials, come
+// after, each as an *actions.ParamError.
 func (p *Params) Validate() error {
 	var probs []string
 	switch src := p.URL.String(); {
@@ -100,16 +112,31 @@ func (p *Params) Validate() error {
 	if p.Timeout <= 0 {
 		probs = append(probs, "timeout: must be greater than 0")
 	}
-	if p.MaxAttempts < 1 || p.MaxAttempts > 10 {
-		probs = append(probs, fmt.Sprintf("max_attempts: %d must be between 1 and 10", p.MaxAttempts))
-	}
 	if p.BearerTokenFile != "" && !filepath.IsAbs(p.BearerTokenFile) {
 		probs = append(probs, fmt.Sprintf("bearer_token_file: %q must be an absolute path", p.BearerTokenFile))
 	}
+	var first error
 	if len(probs) > 0 {
-		return errors.Join(fmt.Errorf("%s", strings.Join(probs, "; ")), p.steerError())
+		first = fmt.Errorf("%s", strings.Join(probs, "; "))
 	}
-	return p.steerError()
+	return errors.Join(first, p.Removed.err(), p.steerError())
+}
+
+// err refuses a removed parameter that is set, naming the step setting
+// that replaces it.
+func (r Removed) err() error {
+	if r.MaxAttempts == nil {
+		return nil
+	}
+	const why = "removed: a step is retried by the step's retries (the engine's one retry layer)"
+	var n int
+	if r.MaxAttempts.Kind != yaml.ScalarNode || r.MaxAttempts.ShortTag() != "!!int" || r.MaxAttempts.Decode(&n) != nil {
+		return actions.ParamErrorf("max_attempts", "%s; set retries on the step instead (max_attempts: 3 was retries: 2)", why)
+	}
+	if n <= 1 {
+		return actions.ParamErrorf("max_attempts", "%s; delete it: a step without retries sends the request once", why)
+	}
+	return actions.ParamErrorf("max_attempts", "%s; set retries: %d on the step instead", why, n-1)
 }
 
 // checkHeaderName checks a header name given in headers.
@@ -153,10 +180,9 @@ func Spec(client *http.Client, logger *slog.Logger) actions.Spec {
 
 // Action is a configured webhook step. It is safe for concurrent use.
 type Action struct {
-	p       Params
-	client  *http.Client
-	logger  *slog.Logger
-	backoff backoff
+	p      Params
+	client *http.Client
+	logger *slog.Logger
 }
 
 // New builds a webhook action from p, which it validates. It sends with a
@@ -181,28 +207,11 @@ func New(p *Params, client *http.Client, logger *slog.Logger) (*Action, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Action{
-		p:       *p,
-		client:  c,
-		logger:  logger.With("component", "actions/webhook"),
-		backoff: defaultBackoff(),
+		p:      *p,
+		client: c,
+		logger: logger.With("component", "actions/webhook"),
 	}, nil
 }
 
-// backoff is the wait between attempts: initial, doubling, at most max.
-type backoff struct{ initial, max time.Duration }
-
-func defaultBackoff() backoff { return backoff{initial: 500 * time.Millisecond, max: 10 * time.Second} }
-
-// delay returns the wait after failed attempt n (1-based).
-func (b backoff) delay(n int) time.Duration {
-	d := b.initial
-	for i := 1; i < n && d < b.max; i++ {
-		d *= 2
-	}
-	return min(d, b.max)
-}
-
-// MaxDuration bounds every attempt and the backoff between them.
-func (p *Params) MaxDuration() time.Duration {
-	return time.Duration(p.MaxAttempts)*time.Duration(p.Timeout) + time.Duration(p.MaxAttempts)*10*time.Second
-}
+// MaxDuration bounds one attempt: the request's timeout.
+func (p *Params) MaxDuration() time.Duration { return time.Duration(p.Timeout) }

@@ -50,7 +50,7 @@ func TestBuild(t *testing.T) {
 		{
 			name: "defaults",
 			src:  "url: https://chat.example/hook",
-			want: "url: https://chat.example/hook\nmethod: POST\nheaders: {}\nbody: \"\"\ntimeout: 10s\nmax_attempts: 3\nbearer_token_file: \"\"\n",
+			want: "url: https://chat.example/hook\nmethod: POST\nheaders: {}\nbody: \"\"\ntimeout: 10s\nbearer_token_file: \"\"\n",
 		},
 		{
 			name: "everything",
@@ -59,7 +59,6 @@ method: PUT
 headers: {X-Api-Key: abc, X-Run: '{{ .Run }}'}
 body: '{"text": "{{ .Labels.instance }}"}'
 timeout: 2s
-max_attempts: 10
 bearer_token_file: /etc/selfheal/token`,
 			want: `url: https://chat.example/{{ .Labels.instance }}
 method: PUT
@@ -68,7 +67,6 @@ headers:
     X-Run: '{{ .Run }}'
 body: '{"text": "{{ .Labels.instance }}"}'
 timeout: 2s
-max_attempts: 10
 bearer_token_file: /etc/selfheal/token
 `,
 		},
@@ -79,8 +77,8 @@ bearer_token_file: /etc/selfheal/token
 		},
 		{
 			name:    "bad type",
-			src:     "url: https://chat.example/hook\nmax_attempts: many",
-			wantErr: "step.yaml:2:15: steps[0].with.max_attempts: cannot unmarshal !!str `many` into int",
+			src:     "url: https://chat.example/hook\ntimeout: soon",
+			wantErr: `step.yaml:2:10: steps[0].with.timeout: not a valid duration string: "soon"`,
 		},
 		{
 			name:    "no url",
@@ -93,13 +91,12 @@ bearer_token_file: /etc/selfheal/token
 method: post
 headers: {'Bad Name': x, Host: h, authorization: y}
 timeout: 0s
-max_attempts: 11
 bearer_token_file: token.txt`,
 			wantErr: `step.yaml:1:1: steps[0].with: url: "ftp://files.example/x" is not an absolute http or https URL; ` +
 				`method: "post" must be one of GET, POST, PUT, PATCH, DELETE; ` +
 				`headers: "Bad Name" is not a valid header name; headers: Host is set by the client, not by a step; ` +
 				`headers: Authorization conflicts with bearer_token_file; timeout: must be greater than 0; ` +
-				`max_attempts: 11 must be between 1 and 10; bearer_token_file: "token.txt" must be an absolute path`,
+				`bearer_token_file: "token.txt" must be an absolute path`,
 		},
 		{
 			name:    "relative url",
@@ -150,7 +147,7 @@ func TestSpec(t *testing.T) {
 
 func TestNewDoesNotChangeTheClient(t *testing.T) {
 	c := &http.Client{Timeout: time.Minute}
-	a, err := New(&Params{URL: actions.MustTemplate("http://x/"), Method: "GET", Timeout: 1e9, MaxAttempts: 1}, c, nil)
+	a, err := New(&Params{URL: actions.MustTemplate("http://x/"), Method: "GET", Timeout: 1e9}, c, nil)
 	require.NoError(t, err)
 	require.Nil(t, c.CheckRedirect)
 	require.NotNil(t, a.client.CheckRedirect)
@@ -160,13 +157,50 @@ func TestNewDoesNotChangeTheClient(t *testing.T) {
 	require.Error(t, err)
 }
 
-func TestBackoffDelay(t *testing.T) {
-	b := defaultBackoff()
-	want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
-	for i, w := range want {
-		require.Equal(t, w, b.delay(i+1), "after attempt %d", i+1)
+// TestMaxAttemptsIsRemoved: the step's retries are the one retry layer, so
+// a step still setting max_attempts fails to load at that parameter,
+// saying which retries to set instead, together with the other problems.
+func TestMaxAttemptsIsRemoved(t *testing.T) {
+	const why = "removed: a step is retried by the step's retries (the engine's one retry layer)"
+	tests := []struct {
+		name, src, wantErr string
+	}{
+		{
+			name:    "three attempts",
+			src:     "url: https://chat.example/hook\nmax_attempts: 3",
+			wantErr: "step.yaml:2:15: steps[0].with.max_attempts: " + why + "; set retries: 2 on the step instead",
+		},
+		{
+			name:    "one attempt",
+			src:     "url: https://chat.example/hook\nmax_attempts: 1",
+			wantErr: "step.yaml:2:15: steps[0].with.max_attempts: " + why + "; delete it: a step without retries sends the request once",
+		},
+		{
+			name:    "not a number",
+			src:     "url: https://chat.example/hook\nmax_attempts: many",
+			wantErr: "step.yaml:2:15: steps[0].with.max_attempts: " + why + "; set retries on the step instead (max_attempts: 3 was retries: 2)",
+		},
+		{
+			name:    "empty",
+			src:     "url: https://chat.example/hook\nmax_attempts:",
+			wantErr: "step.yaml:2:14: steps[0].with.max_attempts: " + why + "; set retries on the step instead (max_attempts: 3 was retries: 2)",
+		},
+		{
+			name: "with other problems",
+			src:  "url: https://chat.example/hook\nmethod: post\nmax_attempts: 2",
+			wantErr: `step.yaml:1:1: steps[0].with: method: "post" must be one of GET, POST, PUT, PATCH, DELETE` + "\n" +
+				"step.yaml:3:15: steps[0].with.max_attempts: " + why + "; set retries: 1 on the step instead",
+		},
 	}
-	require.Equal(t, 10*time.Second, b.delay(1000))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := build(t, tt.src)
+			require.EqualError(t, err, tt.wantErr)
+		})
+	}
+	for _, d := range actions.Describe(Spec(nil, nil)) {
+		require.NotEqual(t, "max_attempts", d.Name, "a removed parameter is not documented")
+	}
 }
 
 func TestSecretHeader(t *testing.T) {
@@ -210,4 +244,11 @@ func TestReadExcerpt(t *testing.T) {
 			require.Zero(t, r.Len(), "the body is drained")
 		})
 	}
+}
+
+// TestMaxDuration: a webhook step bounds one request, so a step timeout
+// shorter than the request's is refused at load.
+func TestMaxDuration(t *testing.T) {
+	p := DefaultParams()
+	require.Equal(t, 10*time.Second, p.MaxDuration())
 }
