@@ -47,7 +47,7 @@ func ParamErrorf(param, format string, args ...any) *ParamError {
 }
 
 // ShellQuote quotes s as one word for a POSIX shell: in single quotes, each
-// single quote written as '\''. It is the template function shellquote.
+// single quote written as '\”. It is the template function shellquote.
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
