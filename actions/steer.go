@@ -46,8 +46,9 @@ func ParamErrorf(param, format string, args ...any) *ParamError {
 	return &ParamError{Param: param, Msg: fmt.Sprintf(format, args...)}
 }
 
-// ShellQuote quotes s as one word for a POSIX shell: in single quotes, each
-// single quote written as '\”. It is the template function shellquote.
+// ShellQuote quotes s as one word for a POSIX shell: in single quotes, where
+// each single quote of s ends the quoting, follows as \' and starts it
+// again. It is the template function shellquote.
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
