@@ -34,6 +34,8 @@ type Log interface {
 	Claim(rec ha.Record) (ha.Record, bool, error)
 	Update(rec ha.Record) error
 	Unfinished() ([]ha.Record, error)
+	Get(id string) (ha.Record, bool, error)
+	History
 	// Node is the name this replica writes into records.
 	Node() string
 }
@@ -257,15 +259,35 @@ func (e *Engine) handle(ctx context.Context, b alert.Batch) error {
 	return nil
 }
 
+// claim decides pb for a (Decide) and records the decision: a claimed run,
+// queued for a worker, or a skipped one with its reason. A run already
+// recorded for the episode is not decided again.
 func (e *Engine) claim(ctx context.Context, a alert.Alert, pb *playbooks.Playbook) error {
+	id := ha.RunID(pb.Name, a.Episode())
+	if old, found, err := e.log.Get(id); err != nil {
+		return err
+	} else if found {
+		e.lg.Debug("run already recorded for this episode", "run", id, "state", old.State, "node", old.Node)
+		return nil
+	}
+	now := e.opts.Now().UTC()
+	d, err := Decide(now, e.log, a, pb)
+	if err != nil {
+		return err
+	}
 	rec := ha.Record{
-		ID:       ha.RunID(pb.Name, a.Episode()),
-		Playbook: pb.Name,
-		Source:   pb.Source,
-		Revision: pb.Revision,
-		Episode:  a.Episode(),
-		Alert:    a,
-		DryRun:   e.opts.DryRun || pb.DryRun,
+		ID:        id,
+		Playbook:  pb.Name,
+		Source:    pb.Source,
+		Revision:  pb.Revision,
+		Episode:   a.Episode(),
+		Alert:     a,
+		DryRun:    e.opts.DryRun || pb.DryRun,
+		LimitKey:  d.Key,
+		ClaimedAt: now,
+	}
+	if d.Verdict == Skip {
+		rec.State, rec.SkipReason, rec.Reason, rec.NextAllowedAt = ha.Skipped, d.Reason, d.Explain, d.NextAllowed
 	}
 	stored, won, err := e.log.Claim(rec)
 	if err != nil {
@@ -273,6 +295,11 @@ func (e *Engine) claim(ctx context.Context, a alert.Alert, pb *playbooks.Playboo
 	}
 	if !won {
 		e.lg.Debug("run already recorded for this episode", "run", stored.ID, "state", stored.State, "node", stored.Node)
+		return nil
+	}
+	if stored.State == ha.Skipped {
+		e.m.skipped.WithLabelValues(pb.Name, stored.SkipReason).Inc()
+		e.finished(stored)
 		return nil
 	}
 	e.lg.Info("run claimed", "run", stored.ID, "playbook", pb.Name, "episode", stored.Episode.String(), "alertname", a.Name())

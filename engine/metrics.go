@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	episodes     *prometheus.CounterVec
 	runs         *prometheus.CounterVec
+	skipped      *prometheus.CounterVec
 	stepDuration *prometheus.HistogramVec
 	queued       prometheus.Gauge
 	storageFail  prometheus.Gauge
@@ -27,6 +28,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "selfheal_engine_runs_total",
 			Help: "Finished runs by playbook and outcome.",
 		}, []string{"playbook", "outcome"}),
+		skipped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "selfheal_engine_runs_skipped_total",
+			Help: "Runs a guard did not start, by playbook and reason: rate_limited, cooldown, concurrency, limit_key.",
+		}, []string{"playbook", "reason"}),
 		stepDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "selfheal_engine_step_duration_seconds",
 			Help:    "Time a step took, all attempts included, by action and outcome.",

@@ -51,6 +51,8 @@ type memLog struct {
 func (l *memLog) Observe(alert.Alert) (ha.Observation, error)  { return ha.New, nil }
 func (l *memLog) Claim(rec ha.Record) (ha.Record, bool, error) { return rec, true, nil }
 func (l *memLog) Unfinished() ([]ha.Record, error)             { return nil, nil }
+func (l *memLog) Get(string) (ha.Record, bool, error)          { return ha.Record{}, false, nil }
+func (l *memLog) KeyRuns(string, string) ([]ha.Record, error)  { return nil, nil }
 func (l *memLog) Node() string                                 { return "n1" }
 func (l *memLog) Update(ha.Record) error {
 	l.mu.Lock()

@@ -16,6 +16,9 @@ var (
 	bucketRuns     = []byte("runs")
 	bucketByTime   = []byte("runs_by_time")
 	bucketEpisodes = []byte("episodes")
+	// bucketByKey indexes the runs that count against limits (see
+	// Record.Counts) by playbook and limit key, then claim time.
+	bucketByKey = []byte("runs_by_key")
 )
 
 // ErrBackwards is returned by Update for a state change that goes back.
@@ -52,7 +55,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("open execution log %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRuns, bucketByTime, bucketEpisodes} {
+		for _, b := range [][]byte{bucketRuns, bucketByTime, bucketEpisodes, bucketByKey} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -77,11 +80,19 @@ func (l *Log) Node() string { return l.node }
 
 // Claim stores rec as Claimed by this node unless a record with its ID
 // exists. It returns the stored record and whether this call created it.
+// A rec whose State is Skipped (a guard's decision) is stored as it is, in
+// the same write: a crash can never leave it claimed, to be run after the
+// restart.
 func (l *Log) Claim(rec Record) (Record, bool, error) {
-	rec.State = Claimed
+	if rec.State != Skipped {
+		rec.State = Claimed
+	}
 	rec.Node = l.node
 	if rec.ClaimedAt.IsZero() {
 		rec.ClaimedAt = l.now().UTC()
+	}
+	if rec.State == Skipped && rec.FinishedAt.IsZero() {
+		rec.FinishedAt = rec.ClaimedAt
 	}
 	var stored Record
 	won := false
@@ -92,6 +103,9 @@ func (l *Log) Claim(rec Record) (Record, bool, error) {
 		}
 		won, stored = true, rec
 		if err := putJSON(runs, rec.ID, rec); err != nil {
+			return err
+		}
+		if err := index(tx, rec); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketByTime).Put(timeKey(rec.ClaimedAt, rec.ID), nil)
@@ -117,6 +131,11 @@ func (l *Log) Update(rec Record) error {
 		}
 		if rec.State.rank() < old.State.rank() || (old.State.Final() && rec.State != old.State) {
 			return fmt.Errorf("%w: %s to %s", ErrBackwards, old.State, rec.State)
+		}
+		// What indexes the run is the claim's, whatever rec says.
+		rec.LimitKey, rec.ClaimedAt = old.LimitKey, old.ClaimedAt
+		if err := index(tx, rec); err != nil {
+			return err
 		}
 		return putJSON(runs, rec.ID, rec)
 	})
@@ -215,6 +234,11 @@ func (l *Log) Prune(cutoff time.Time) (int, error) {
 			if err := runs.Delete(bytes.Clone(id)); err != nil {
 				return err
 			}
+			if rec.LimitKey != "" {
+				if err := tx.Bucket(bucketByKey).Delete(keyIndex(rec)); err != nil {
+					return err
+				}
+			}
 			if err := c.Delete(); err != nil {
 				return err
 			}
@@ -224,6 +248,55 @@ func (l *Log) Prune(cutoff time.Time) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// KeyRuns returns the runs of playbook that count against its limits for
+// key (see Record.Counts), oldest claim first: those the log still holds,
+// so a limit never looks back further than storage.retention.
+func (l *Log) KeyRuns(playbook, key string) ([]Record, error) {
+	var out []Record
+	err := l.db.View(func(tx *bolt.Tx) error {
+		runs := tx.Bucket(bucketRuns)
+		prefix := keyPrefix(playbook, key)
+		c := tx.Bucket(bucketByKey).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			v := runs.Get(idOfTimeKey(k[len(prefix):]))
+			if v == nil {
+				continue
+			}
+			var rec Record
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			out = append(out, rec)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// index puts rec into the limit-key index if it counts, and takes it out
+// if it does not (a claimed run that ended skipped).
+func index(tx *bolt.Tx, rec Record) error {
+	if rec.LimitKey == "" {
+		return nil
+	}
+	b := tx.Bucket(bucketByKey)
+	if rec.Counts() {
+		return b.Put(keyIndex(rec), nil)
+	}
+	return b.Delete(keyIndex(rec))
+}
+
+// keyPrefix is where the index entries of playbook's runs for key start.
+// Neither a playbook name nor a rendered key holds a NUL byte (labels
+// cannot), so the prefix is unambiguous.
+func keyPrefix(playbook, key string) []byte {
+	return fmt.Appendf(nil, "%s\x00%s\x00", playbook, key)
+}
+
+func keyIndex(rec Record) []byte {
+	return append(keyPrefix(rec.Playbook, rec.LimitKey), timeKey(rec.ClaimedAt, rec.ID)...)
 }
 
 func putJSON(b *bolt.Bucket, key string, v any) error {

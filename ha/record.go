@@ -62,11 +62,21 @@ type Record struct {
 	Node   string      `json:"node"`
 	DryRun bool        `json:"dryRun,omitempty"`
 	// Reason explains a final state other than Succeeded, in words.
-	Reason     string       `json:"reason,omitempty"`
-	Steps      []StepRecord `json:"steps,omitempty"`
-	ClaimedAt  time.Time    `json:"claimedAt"`
-	StartedAt  time.Time    `json:"startedAt,omitzero"`
-	FinishedAt time.Time    `json:"finishedAt,omitzero"`
+	Reason string `json:"reason,omitempty"`
+	// SkipReason is the machine-readable cause of a Skipped state that a
+	// guard decided (rate_limited, cooldown, concurrency, limit_key), as in
+	// the metric selfheal_engine_runs_skipped_total{reason}.
+	SkipReason string `json:"skipReason,omitempty"`
+	// LimitKey is the rendered limits.key the run counts under; "" when its
+	// playbook has no limits.
+	LimitKey string `json:"limitKey,omitempty"`
+	// NextAllowedAt is, for a run a guard skipped, when a run for the same
+	// key would next have been allowed.
+	NextAllowedAt time.Time    `json:"nextAllowedAt,omitzero"`
+	Steps         []StepRecord `json:"steps,omitempty"`
+	ClaimedAt     time.Time    `json:"claimedAt"`
+	StartedAt     time.Time    `json:"startedAt,omitzero"`
+	FinishedAt    time.Time    `json:"finishedAt,omitzero"`
 }
 
 // StepRecord is what happened to one step of a run.
@@ -94,4 +104,11 @@ func (r Record) Duration() time.Duration {
 		return 0
 	}
 	return r.FinishedAt.Sub(r.StartedAt)
+}
+
+// Counts reports whether the run counts against its playbook's limits: it
+// was decided to run (claimed, running or finished), or would have been in
+// a dry run. A run a guard or anything else skipped does not count.
+func (r Record) Counts() bool {
+	return r.LimitKey != "" && (r.State != Skipped || r.DryRun && r.SkipReason == "")
 }

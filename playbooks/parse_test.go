@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/alert"
 )
 
@@ -124,8 +125,6 @@ func TestParsePlanned(t *testing.T) {
 		{"windows", `[{schedule: "0 8 * * MON-FRI", duration: 10h}]`, "pb.yaml:5:14: playbooks[0].windows: not supported yet (planned)"},
 		{"blackouts", "[]", ""},
 		{"blackouts", "[{schedule: '0 0 * * SAT', duration: 48h}]", "pb.yaml:5:16: playbooks[0].blackouts: not supported yet (planned)"},
-		{"limits", "{}", ""},
-		{"limits", "{max_runs: 3, per: 1h}", "pb.yaml:5:13: playbooks[0].limits: not supported yet (planned)"},
 		{"verify", "{}", ""},
 		{"verify", "{resolved_within: 15m}", "pb.yaml:5:13: playbooks[0].verify: not supported yet (planned)"},
 		{"on_failure", "[]", ""},
@@ -141,6 +140,48 @@ func TestParsePlanned(t *testing.T) {
 				return
 			}
 			require.EqualError(t, err, tc.err)
+		})
+	}
+}
+
+func TestParseLimits(t *testing.T) {
+	const head = "playbooks:\n  - name: a\n    match: [x=\"y\"]\n    steps: [{name: s, action: exec, with: {command: [\"true\"]}}]\n    limits: "
+	for _, tc := range []struct {
+		value string
+		want  *Limits
+		err   string
+	}{
+		{"{}", nil, ""},
+		{"{key: '{{ .Labels.instance }}', max_runs: 3, per: 1h, cooldown: 15m, concurrency: 1}",
+			&Limits{Key: actions.MustTemplate("{{ .Labels.instance }}"), MaxRuns: 3, Per: time.Hour, Cooldown: 15 * time.Minute, Concurrency: 1}, ""},
+		{"{cooldown: 10m}", &Limits{Cooldown: 10 * time.Minute}, ""},
+		{"{max_runs: 3}", nil, "pb.yaml:5:24: playbooks[0].limits.max_runs: needs per: the window it counts runs in, like per: 1h"},
+		{"{per: 1h}", nil, "pb.yaml:5:19: playbooks[0].limits.per: needs max_runs: how many runs per 1h"},
+		{"{key: x}", nil, "pb.yaml:5:13: playbooks[0].limits: set max_runs with per, cooldown or concurrency: a key alone limits nothing"},
+		{"{max_runs: 0, per: 0s, cooldown: -1m, concurrency: 1.5, key: '{{ .Labels.x'}", nil,
+			"pb.yaml:5:24: playbooks[0].limits.max_runs: must be at least 1, got 0\n" +
+				"pb.yaml:5:32: playbooks[0].limits.per: must be greater than 0\n" +
+				`pb.yaml:5:46: playbooks[0].limits.cooldown: not a valid duration string: "-1m"` + "\n" +
+				`pb.yaml:5:64: playbooks[0].limits.concurrency: must be a whole number, got "1.5"` + "\n" +
+				`pb.yaml:5:74: playbooks[0].limits.key: template "{{ .Labels.x": template: :1: unclosed action`},
+		{"{max_runs: 3, per: 1h, burst: 2}", nil, `pb.yaml:5:36: playbooks[0].limits: unknown field "burst"`},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			pbs, err := Parse(testRegistry(t), "pb.yaml", []byte(head+tc.value+"\n"))
+			if tc.err != "" {
+				require.EqualError(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Len(t, pbs, 1)
+			if tc.want == nil {
+				require.Nil(t, pbs[0].Limits)
+				return
+			}
+			require.Equal(t, tc.want.Key.String(), pbs[0].Limits.Key.String())
+			got := *pbs[0].Limits
+			got.Key, tc.want.Key = actions.Template{}, actions.Template{}
+			require.Equal(t, *tc.want, got)
 		})
 	}
 }

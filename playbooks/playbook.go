@@ -26,6 +26,8 @@ type Playbook struct {
 	On alert.Status
 	// DryRun records what would run and runs nothing.
 	DryRun bool
+	// Limits bound how often it runs, per key; nil means no limits.
+	Limits *Limits
 	Steps  []Step
 	// Source names where the playbook came from: a file path, or
 	// configmap/<ns>/<name>/<key>.

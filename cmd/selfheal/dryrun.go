@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/config"
+	"github.com/selfheal/selfheal/engine"
 	"github.com/selfheal/selfheal/ha"
 	"github.com/selfheal/selfheal/playbooks"
 	"github.com/selfheal/selfheal/receiver"
@@ -55,7 +57,20 @@ type dryPlaybook struct {
 	Why     string    `json:"why"`
 	RunID   string    `json:"runId,omitempty"`
 	DryRun  bool      `json:"dryRun,omitempty"`
-	Steps   []dryStep `json:"steps,omitempty"`
+	// Limits describes the playbook's limits; Decision is what they say,
+	// from engine.Decide, as the daemon would record it.
+	Limits   string           `json:"limits,omitempty"`
+	Decision *engine.Decision `json:"decision,omitempty"`
+	Steps    []dryStep        `json:"steps,omitempty"`
+}
+
+// dryHistory is the History dry-run decides against: the runs this
+// notification would start, claimed now and still in flight, so that a
+// storm in one payload is limited as the daemon would limit it.
+type dryHistory map[[2]string][]ha.Record
+
+func (h dryHistory) KeyRuns(playbook, key string) ([]ha.Record, error) {
+	return h[[2]string{playbook, key}], nil
 }
 
 type dryStep struct {
@@ -110,7 +125,7 @@ func (c *dryRunCmd) run(stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "selfheal dry-run: %s: %v\n", c.alerts, err)
 		return 1
 	}
-	rep := report(context.Background(), set, n)
+	rep := report(context.Background(), set, n, time.Now().UTC())
 	if cfg == nil {
 		rep.Notes = append(rep.Notes, "No --config.file: the Alertmanager ("+placeholderAlertmanager+"), Jenkins servers and Kubernetes cluster in the plans are placeholders.")
 	}
@@ -130,10 +145,11 @@ func (c *dryRunCmd) run(stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func report(ctx context.Context, set *playbooks.Set, n *receiver.Notification) dryReport {
+func report(ctx context.Context, set *playbooks.Set, n *receiver.Notification, now time.Time) dryReport {
 	rep := dryReport{Notes: []string{
 		"The execution log is not consulted: a daemon runs a playbook at most once per episode, so a repeat of an episode it already handled starts nothing.",
 	}}
+	history, limited := dryHistory{}, false
 	for _, a := range n.Alerts {
 		da := dryAlert{Alertname: a.Name(), Status: string(a.Status), Episode: a.Episode().String(), Labels: a.Labels, Playbooks: []dryPlaybook{}}
 		for _, pb := range set.All() {
@@ -141,6 +157,18 @@ func report(ctx context.Context, set *playbooks.Set, n *receiver.Notification) d
 			dp := dryPlaybook{Name: pb.Name, Source: pb.Source, Matches: ok, Why: why}
 			if ok {
 				dp.RunID, dp.DryRun = ha.RunID(pb.Name, a.Episode()), pb.DryRun
+				if pb.Limits != nil {
+					limited = true
+					dp.Limits = pb.Limits.String()
+					d, _ := engine.Decide(now, history, a, pb) // a dryHistory never fails
+					dp.Decision = &d
+					if d.Verdict == engine.Skip {
+						da.Playbooks = append(da.Playbooks, dp)
+						continue
+					}
+					k := [2]string{pb.Name, d.Key}
+					history[k] = append(history[k], ha.Record{State: ha.Claimed, ClaimedAt: now, LimitKey: d.Key})
+				}
 				for _, st := range pb.Steps {
 					ds := dryStep{Name: st.Name, Action: st.ActionID, Timeout: st.Timeout.String(), Retries: st.Retries}
 					plan, err := st.Action.Plan(ctx, actions.NewTarget(a, pb.Name, st.Name, dp.RunID))
@@ -155,6 +183,9 @@ func report(ctx context.Context, set *playbooks.Set, n *receiver.Notification) d
 			da.Playbooks = append(da.Playbooks, dp)
 		}
 		rep.Alerts = append(rep.Alerts, da)
+	}
+	if limited {
+		rep.Notes = append(rep.Notes, "Limits count only the runs this notification would start, as if all were still in flight; the daemon counts the runs in its execution log too.")
 	}
 	return rep
 }
@@ -173,11 +204,19 @@ func printReport(w io.Writer, rep dryReport) {
 				fmt.Fprintf(w, "  playbook %s: does not run: %s\n", p.Name, p.Why)
 				continue
 			}
+			if d := p.Decision; d != nil && d.Verdict == engine.Skip {
+				fmt.Fprintf(w, "  playbook %s: would be recorded skipped (%s) as %s: %s\n", p.Name, d.Reason, p.RunID, d.Explain)
+				fmt.Fprintf(w, "    limits: %s; key %q\n", p.Limits, d.Key)
+				continue
+			}
 			mode := "would run"
 			if p.DryRun {
 				mode = "would record a dry run (playbook has dry_run: true)"
 			}
 			fmt.Fprintf(w, "  playbook %s: %s as %s (%s)\n", p.Name, mode, p.RunID, p.Why)
+			if p.Decision != nil {
+				fmt.Fprintf(w, "    limits: %s; key %q\n", p.Limits, p.Decision.Key)
+			}
 			for j, s := range p.Steps {
 				fmt.Fprintf(w, "    step %d %s [%s, timeout %s, retries %d]\n", j+1, s.Name, s.Action, s.Timeout, s.Retries)
 				if s.Error != "" {
