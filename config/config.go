@@ -39,9 +39,24 @@ type Config struct {
 	// means those actions are not available.
 	Kubernetes *Kubernetes `yaml:"kubernetes"`
 
-	// Sections of DESIGN §5 that later steps implement. They are part of
-	// the schema so that setting one is a clear error, never ignored.
-	Limits *yaml.Node `yaml:"limits"`
+	// Limits are the daemon-wide guards.
+	Limits Limits `yaml:"limits"`
+}
+
+// Limits are the guards over every playbook.
+type Limits struct {
+	// Breaker, when set, pauses all automation once too many runs failed
+	// or ran in its window.
+	Breaker *Breaker `yaml:"breaker"`
+}
+
+// Breaker is the global circuit breaker: it opens when MaxFailures runs
+// failed in Window, or MaxRuns runs were started in Window (each 0 to turn
+// it off), and stays open until POST /api/v1/breaker/reset.
+type Breaker struct {
+	MaxFailures int            `yaml:"max_failures"`
+	MaxRuns     int            `yaml:"max_runs"`
+	Window      model.Duration `yaml:"window"`
 }
 
 // Kubernetes says how to reach the API server.
@@ -190,8 +205,17 @@ func Parse(path string, data []byte) (*Config, error) {
 // check checks what the schema cannot say, resolves relative paths against
 // dir and reads secret files.
 func (c *Config) check(p *problems, dir string) {
-	if c.Limits != nil {
-		p.at([]string{"limits"}, "not supported yet (planned for a later release)")
+	if b := c.Limits.Breaker; b != nil && p.clean("limits", "breaker") {
+		switch {
+		case b.MaxFailures < 0:
+			p.at([]string{"limits", "breaker", "max_failures"}, "must be 0 (off) or more, got %d", b.MaxFailures)
+		case b.MaxRuns < 0:
+			p.at([]string{"limits", "breaker", "max_runs"}, "must be 0 (off) or more, got %d", b.MaxRuns)
+		case b.MaxFailures == 0 && b.MaxRuns == 0:
+			p.at([]string{"limits", "breaker"}, "set max_failures, max_runs or both: a breaker with neither never opens")
+		case b.Window <= 0:
+			p.at([]string{"limits", "breaker", "window"}, "required: the span max_failures and max_runs count in, like window: 10m")
+		}
 	}
 	c.Receiver.resolve(p, dir)
 	c.checkPlaybooksKubernetes(p)

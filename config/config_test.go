@@ -41,7 +41,9 @@ func TestParseErrors(t *testing.T) {
 		}},
 		{"no auth", "receiver: {}\n", []string{"c.yml:1:11: receiver: set exactly one of bearer_token/bearer_token_file, basic_auth, or insecure: true (got 0)"}},
 		{"two auth methods", "receiver: {insecure: true, bearer_token: x}\n", []string{"(got 2)"}},
-		{"later sections", "receiver: {insecure: true}\nlimits:\n  breaker: {max_failures: 5}\n", []string{`c.yml:3:3: limits: not supported yet`}},
+		{"breaker without window", "receiver: {insecure: true}\nlimits:\n  breaker: {max_failures: 5}\n", []string{`c.yml:3:12: limits.breaker.window: required: the span max_failures and max_runs count in, like window: 10m`}},
+		{"breaker that never opens", "receiver: {insecure: true}\nlimits:\n  breaker: {window: 10m}\n", []string{`c.yml:3:12: limits.breaker: set max_failures, max_runs or both: a breaker with neither never opens`}},
+		{"breaker typo", "receiver: {insecure: true}\nlimits:\n  breaker: {max_fails: 5, window: 10m}\n", []string{`c.yml:3:13: limits.breaker: unknown field "max_fails"`}},
 		{"jenkins server", "receiver: {insecure: true}\njenkins:\n  default: {url: ftp://x, tokn: y}\n", []string{
 			`c.yml:3:27: jenkins.default: unknown field "tokn"`}},
 		{"jenkins fields", "receiver: {insecure: true}\njenkins:\n  default: {url: ftp://x}\n", []string{

@@ -32,6 +32,9 @@ const (
 	// ReasonLimitKey: the limit key could not be rendered for the alert,
 	// so no limit could be checked; the run is not started.
 	ReasonLimitKey = "limit_key"
+	// ReasonBreakerOpen: the global circuit breaker is open; every
+	// playbook is paused until it is reset.
+	ReasonBreakerOpen = "breaker_open"
 )
 
 // Decision is what happens to a playbook for an alert, and why.
@@ -53,6 +56,8 @@ type History interface {
 	// KeyRuns returns the runs of playbook that count against its limits
 	// for key, oldest claim first.
 	KeyRuns(playbook, key string) ([]ha.Record, error)
+	// Breaker returns the global circuit breaker's state.
+	Breaker() (ha.BreakerState, error)
 }
 
 // NoHistory is a History with no runs: what dry-run decides against when it
@@ -62,10 +67,22 @@ type NoHistory struct{}
 // KeyRuns returns nothing.
 func (NoHistory) KeyRuns(string, string) ([]ha.Record, error) { return nil, nil }
 
+// Breaker returns a closed breaker.
+func (NoHistory) Breaker() (ha.BreakerState, error) { return ha.BreakerState{}, nil }
+
 // Decide says what happens to pb for alert a at now, given the runs h
 // holds. It is the one place that decides: the daemon acts on it, and
 // dry-run prints it. It has no side effect. An error is one reading h.
 func Decide(now time.Time, h History, a alert.Alert, pb *playbooks.Playbook) (Decision, error) {
+	st, err := h.Breaker()
+	if err != nil {
+		return Decision{}, fmt.Errorf("read the circuit breaker: %w", err)
+	}
+	if st.Open {
+		return Decision{Verdict: Skip, Reason: ReasonBreakerOpen, Explain: fmt.Sprintf(
+			"circuit breaker open since %s (%s): all automation is paused until POST /api/v1/breaker/reset",
+			st.OpenedAt.UTC().Format(time.RFC3339), st.Reason)}, nil
+	}
 	if pb.Limits == nil {
 		return Decision{Verdict: Run}, nil
 	}

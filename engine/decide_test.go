@@ -17,6 +17,7 @@ import (
 type history map[string][]ha.Record
 
 func (h history) KeyRuns(_, key string) ([]ha.Record, error) { return h[key], nil }
+func (history) Breaker() (ha.BreakerState, error)            { return ha.BreakerState{}, nil }
 
 var t0 = time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 
@@ -107,4 +108,22 @@ func TestDecideWithoutLimitsOrKey(t *testing.T) {
 
 type errHistory struct{}
 
-func (errHistory) KeyRuns(string, string) ([]ha.Record, error) { return nil, errors.New("disk on fire") }
+func (errHistory) KeyRuns(string, string) ([]ha.Record, error) {
+	return nil, errors.New("disk on fire")
+}
+func (errHistory) Breaker() (ha.BreakerState, error) { return ha.BreakerState{}, nil }
+
+type openBreaker struct{ history }
+
+func (openBreaker) Breaker() (ha.BreakerState, error) {
+	return ha.BreakerState{Open: true, OpenedAt: t0, Reason: "5 runs failed or unhealed in the last 10m (max_failures: 5)"}, nil
+}
+
+func TestDecideBreakerPausesEveryPlaybook(t *testing.T) {
+	for _, pb := range []*playbooks.Playbook{{Name: "free"}, limited(playbooks.Limits{Cooldown: time.Minute})} {
+		d, err := Decide(t0.Add(time.Hour), openBreaker{}, instance("w1"), pb)
+		require.NoError(t, err)
+		require.Equal(t, Decision{Verdict: Skip, Reason: ReasonBreakerOpen,
+			Explain: "circuit breaker open since 2026-12-07T09:00:00Z (5 runs failed or unhealed in the last 10m (max_failures: 5)): all automation is paused until POST /api/v1/breaker/reset"}, d, pb.Name)
+	}
+}

@@ -36,6 +36,7 @@ type Log interface {
 	Unfinished() ([]ha.Record, error)
 	Get(id string) (ha.Record, bool, error)
 	History
+	BreakerLog
 	// Node is the name this replica writes into records.
 	Node() string
 }
@@ -56,9 +57,11 @@ type Options struct {
 	// RetryBackoff is the first wait between attempts of a step; it
 	// doubles, up to 30s. 0 means 1s.
 	RetryBackoff time.Duration
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer
-	Now          func() time.Time
+	// Breaker is the global circuit breaker; the zero value has none.
+	Breaker    Breaker
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
 }
 
 // Engine runs playbooks for alerts. Create it with New, give it playbooks
@@ -70,6 +73,7 @@ type Engine struct {
 	lg   *slog.Logger
 	m    *metrics
 
+	breakerMu  sync.Mutex // serialises opening and resetting the breaker
 	playbooks  atomic.Pointer[playbooks.Set]
 	queue      chan job
 	storageErr atomic.Pointer[error]
@@ -109,6 +113,13 @@ func New(src Source, log Log, opts Options) *Engine {
 		queue: make(chan job, opts.Queue),
 	}
 	e.playbooks.Store(&playbooks.Set{})
+	// An open breaker stays open across restarts: say so at once. (Were
+	// the read to fail, the first decision would read it again.)
+	if st, err := e.log.Breaker(); err == nil && st.Open {
+		e.m.breakerOpen.Set(1)
+		e.lg.Error("CIRCUIT BREAKER OPEN since before this start: all automation is paused until POST /api/v1/breaker/reset",
+			"opened_at", st.OpenedAt, "reason", st.Reason)
+	}
 	return e
 }
 
@@ -269,6 +280,9 @@ func (e *Engine) claim(ctx context.Context, a alert.Alert, pb *playbooks.Playboo
 	} else if found {
 		e.lg.Debug("run already recorded for this episode", "run", id, "state", old.State, "node", old.Node)
 		return nil
+	}
+	if err := e.checkBreaker(); err != nil {
+		return err
 	}
 	now := e.opts.Now().UTC()
 	d, err := Decide(now, e.log, a, pb)

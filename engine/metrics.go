@@ -11,6 +11,8 @@ type metrics struct {
 	episodes     *prometheus.CounterVec
 	runs         *prometheus.CounterVec
 	skipped      *prometheus.CounterVec
+	breakerOpen  prometheus.Gauge
+	breakerOpens prometheus.Counter
 	stepDuration *prometheus.HistogramVec
 	queued       prometheus.Gauge
 	storageFail  prometheus.Gauge
@@ -32,6 +34,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "selfheal_engine_runs_skipped_total",
 			Help: "Runs a guard did not start, by playbook and reason: rate_limited, cooldown, concurrency, limit_key.",
 		}, []string{"playbook", "reason"}),
+		breakerOpen: f.NewGauge(prometheus.GaugeOpts{
+			Name: "selfheal_engine_breaker_open",
+			Help: "1 while the global circuit breaker is open: every playbook is paused until POST /api/v1/breaker/reset.",
+		}),
+		breakerOpens: f.NewCounter(prometheus.CounterOpts{
+			Name: "selfheal_engine_breaker_opened_total",
+			Help: "Times the global circuit breaker opened.",
+		}),
 		stepDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "selfheal_engine_step_duration_seconds",
 			Help:    "Time a step took, all attempts included, by action and outcome.",

@@ -224,6 +224,11 @@ func (e *Engine) finished(rec ha.Record) {
 		outcome = "dry_run"
 	}
 	e.m.runs.WithLabelValues(rec.Playbook, outcome).Inc()
+	if rec.State == ha.Failed || rec.State == ha.Unhealed {
+		if err := e.checkBreaker(); err != nil {
+			e.lg.Error("check the circuit breaker after a failed run; it is checked again before the next run", "run", rec.ID, "err", err)
+		}
+	}
 	attrs := []any{
 		"run", rec.ID, "playbook", rec.Playbook, "episode", rec.Episode.String(),
 		"alertname", rec.Alert.Name(), "outcome", outcome, "steps", len(rec.Steps),

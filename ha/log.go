@@ -55,7 +55,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("open execution log %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRuns, bucketByTime, bucketEpisodes, bucketByKey} {
+		for _, b := range [][]byte{bucketRuns, bucketByTime, bucketEpisodes, bucketByKey, bucketBreaker, bucketFailedByTime} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -136,6 +136,11 @@ func (l *Log) Update(rec Record) error {
 		rec.LimitKey, rec.ClaimedAt = old.LimitKey, old.ClaimedAt
 		if err := index(tx, rec); err != nil {
 			return err
+		}
+		if !old.State.Final() {
+			if err := indexFailed(tx, rec); err != nil {
+				return err
+			}
 		}
 		return putJSON(runs, rec.ID, rec)
 	})
@@ -238,6 +243,9 @@ func (l *Log) Prune(cutoff time.Time) (int, error) {
 				if err := tx.Bucket(bucketByKey).Delete(keyIndex(rec)); err != nil {
 					return err
 				}
+			}
+			if err := unindexFailed(tx, rec); err != nil {
+				return err
 			}
 			if err := c.Delete(); err != nil {
 				return err

@@ -38,6 +38,10 @@ type Options struct {
 	Sources func() []playbooks.SourceStatus
 	// Reload reloads the playbook files (POST /-/reload).
 	Reload func() error
+	// Breaker returns the global circuit breaker's state, ResetBreaker
+	// closes it (POST /api/v1/breaker/reset); nil when not configured.
+	Breaker      func() (ha.BreakerState, error)
+	ResetBreaker func() error
 	// Kubernetes is the ConfigMap watcher's status; nil when not watching.
 	Kubernetes func() any
 	Ready      func() bool
@@ -114,7 +118,31 @@ func Handler(o Options) http.Handler {
 		if o.Kubernetes != nil {
 			st["kubernetes"] = o.Kubernetes()
 		}
+		if o.Breaker != nil {
+			b, err := o.Breaker()
+			if err != nil {
+				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+				return
+			}
+			st["breaker"] = b
+		}
 		writeJSON(w, http.StatusOK, st)
+	})
+	protected("POST /api/v1/breaker/reset", func(w http.ResponseWriter, _ *http.Request) {
+		if o.ResetBreaker == nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no circuit breaker is configured (limits.breaker)"})
+			return
+		}
+		if err := o.ResetBreaker(); err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		b, err := o.Breaker()
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"breaker": b})
 	})
 	protected("/-/reload", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost && r.Method != http.MethodPut {

@@ -153,7 +153,7 @@ func TestManagementEndpointsNeedTheReceiverCredentials(t *testing.T) {
 	}
 	basic := func(u, p string) func(*http.Request) { return func(r *http.Request) { r.SetBasicAuth(u, p) } }
 	var none func(*http.Request)
-	protected := []string{"GET /api/v1/runs", "GET /api/v1/runs/pb/x", "GET /api/v1/playbooks", "GET /api/v1/status", "POST /-/reload"}
+	protected := []string{"GET /api/v1/runs", "GET /api/v1/runs/pb/x", "GET /api/v1/playbooks", "GET /api/v1/status", "POST /-/reload", "POST /api/v1/breaker/reset"}
 	open := []string{"GET /metrics", "GET /-/healthy", "GET /-/ready"}
 	cases := []struct {
 		name      string
@@ -175,13 +175,15 @@ func TestManagementEndpointsNeedTheReceiverCredentials(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			reloads := 0
 			srv := httptest.NewServer(Handler(Options{
-				Webhook:   http.NotFoundHandler(),
-				Auth:      c.auth,
-				Runs:      log,
-				Playbooks: func() *playbooks.Set { return &playbooks.Set{} },
-				Reload:    func() error { reloads++; return nil },
-				Ready:     func() bool { return true },
-				Gatherer:  prometheus.NewPedanticRegistry(),
+				Webhook:      http.NotFoundHandler(),
+				Auth:         c.auth,
+				Runs:         log,
+				Playbooks:    func() *playbooks.Set { return &playbooks.Set{} },
+				Reload:       func() error { reloads++; return nil },
+				Breaker:      func() (ha.BreakerState, error) { return ha.BreakerState{}, nil },
+				ResetBreaker: func() error { reloads++; return nil },
+				Ready:        func() bool { return true },
+				Gatherer:     prometheus.NewPedanticRegistry(),
 			}))
 			defer srv.Close()
 			do := func(route string, set func(*http.Request)) (int, http.Header) {
@@ -208,7 +210,7 @@ func TestManagementEndpointsNeedTheReceiverCredentials(t *testing.T) {
 				}
 			}
 			if c.protected == 401 {
-				require.Zero(t, reloads, "an unauthenticated POST /-/reload does not reload")
+				require.Zero(t, reloads, "an unauthenticated POST /-/reload does not reload, nor a reset reset")
 			}
 			for _, route := range open {
 				code, _ := do(route, none)

@@ -51,12 +51,12 @@ type dryAlert struct {
 }
 
 type dryPlaybook struct {
-	Name    string    `json:"name"`
-	Source  string    `json:"source"`
-	Matches bool      `json:"matches"`
-	Why     string    `json:"why"`
-	RunID   string    `json:"runId,omitempty"`
-	DryRun  bool      `json:"dryRun,omitempty"`
+	Name    string `json:"name"`
+	Source  string `json:"source"`
+	Matches bool   `json:"matches"`
+	Why     string `json:"why"`
+	RunID   string `json:"runId,omitempty"`
+	DryRun  bool   `json:"dryRun,omitempty"`
 	// Limits describes the playbook's limits; Decision is what they say,
 	// from engine.Decide, as the daemon would record it.
 	Limits   string           `json:"limits,omitempty"`
@@ -72,6 +72,9 @@ type dryHistory map[[2]string][]ha.Record
 func (h dryHistory) KeyRuns(playbook, key string) ([]ha.Record, error) {
 	return h[[2]string{playbook, key}], nil
 }
+
+// Breaker is closed: dry-run has no log to find it open in.
+func (dryHistory) Breaker() (ha.BreakerState, error) { return ha.BreakerState{}, nil }
 
 type dryStep struct {
 	Name    string        `json:"name"`

@@ -95,6 +95,7 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		Queue:         cfg.Engine.Queue,
 		DryRun:        cfg.DryRun,
 		ShutdownGrace: time.Duration(cfg.Engine.ShutdownGrace),
+		Breaker:       breakerFrom(cfg.Limits),
 		Logger:        logger,
 		Registerer:    reg,
 	})
@@ -127,6 +128,7 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	})
 	srv := &http.Server{
 		Handler: shweb.Handler(shweb.Options{
+			Breaker: breaker(cfg.Limits, eng.BreakerState), ResetBreaker: resetBreaker(cfg.Limits, eng.ResetBreaker),
 			Webhook: rcv, Auth: auth, Runs: store, Playbooks: eng.Playbooks, Sources: catalog.Statuses,
 			Reload: files.reload, Kubernetes: kubeStatus(cms), Ready: func() bool {
 				// Not ready while the execution log cannot be written: the
@@ -252,6 +254,30 @@ func kubeStatus(w *kube.Watcher) func() any {
 		return nil
 	}
 	return func() any { return w.Status() }
+}
+
+// breakerFrom is the engine's breaker for limits.breaker; none without it.
+func breakerFrom(l config.Limits) engine.Breaker {
+	if l.Breaker == nil {
+		return engine.Breaker{}
+	}
+	return engine.Breaker{MaxFailures: l.Breaker.MaxFailures, MaxRuns: l.Breaker.MaxRuns, Window: time.Duration(l.Breaker.Window)}
+}
+
+// breaker and resetBreaker are the API's view of the breaker: nil without
+// limits.breaker, so that the API says none is configured.
+func breaker(l config.Limits, f func() (ha.BreakerState, error)) func() (ha.BreakerState, error) {
+	if l.Breaker == nil {
+		return nil
+	}
+	return f
+}
+
+func resetBreaker(l config.Limits, f func() error) func() error {
+	if l.Breaker == nil {
+		return nil
+	}
+	return f
 }
 
 func authFrom(r config.Receiver) receiver.Auth {

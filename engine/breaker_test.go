@@ -1,0 +1,71 @@
+package engine_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/selfheal/selfheal/alert"
+	"github.com/selfheal/selfheal/engine"
+)
+
+// TestBreakerOpensPausesEverythingAndResets: after 3 failed runs in 10m the
+// breaker opens; a second playbook is paused too, its runs recorded skipped
+// (breaker_open). The breaker stays open across a restart; once reset, runs
+// resume, and the failures before the reset no longer count.
+func TestBreakerOpensPausesEverythingAndResets(t *testing.T) {
+	const pbs = `playbooks:
+  - name: failing
+    match: ['alertname="DiskFull"']
+    steps: [{name: s, action: record}]
+  - name: other
+    match: ['alertname="Other"']
+    steps: [{name: s, action: record}]
+`
+	dir := t.TempDir()
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	now := t0
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
+	opts := engine.Options{Now: clock, Breaker: engine.Breaker{MaxFailures: 3, Window: 10 * time.Minute}}
+	f := newFixture(t, dir, pbs, opts)
+	f.rec.fail = func(int) error { return errors.New("exit status 1") }
+
+	for i, a := range episodesOf("w1", 4, t0) {
+		f.put(t, []alert.Alert{a})
+		f.settle(t)
+		advance(time.Minute)
+		if i == 2 {
+			// The breaker is checked once the failed run is recorded.
+			require.Eventually(t, func() bool { return f.gauge("selfheal_engine_breaker_open") == 1 },
+				10*time.Second, time.Millisecond, "open after the third failure")
+		}
+	}
+	require.Equal(t, 3, f.rec.count(), "the fourth run is not started")
+	require.Equal(t, map[string]int{"failed ": 3, "skipped breaker_open": 1}, f.byState(t, "failing"))
+	other := episodesOf("x", 1, t0)
+	other[0].Labels = map[string]string{"alertname": "Other"}
+	other[0].Fingerprint = alert.Fingerprint(other[0].Labels)
+	f.put(t, other)
+	f.settle(t)
+	require.Equal(t, map[string]int{"skipped breaker_open": 1}, f.byState(t, "other"), "every playbook is paused")
+	require.Equal(t, 1.0, f.skippedMetric("other", "breaker_open"))
+	st, err := f.eng.BreakerState()
+	require.NoError(t, err)
+	require.True(t, st.Open)
+	require.Equal(t, "3 runs failed or unhealed in the last 10m (max_failures: 3)", st.Reason)
+	f.stop()
+
+	f = newFixture(t, dir, pbs, opts)
+	require.Equal(t, 1.0, f.gauge("selfheal_engine_breaker_open"), "still open after a restart")
+	require.NoError(t, f.eng.ResetBreaker())
+	require.Equal(t, 0.0, f.gauge("selfheal_engine_breaker_open"))
+	next := episodesOf("w2", 1, t0)
+	f.put(t, next)
+	f.settle(t)
+	require.Equal(t, 1, f.rec.count(), "runs resume after the reset, though 3 failures are still in the window")
+}
