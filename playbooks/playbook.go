@@ -26,6 +26,11 @@ type Playbook struct {
 	On alert.Status
 	// DryRun records what would run and runs nothing.
 	DryRun bool
+	// Windows, when there are any, are when it may act: outside them a run
+	// waits for the next opening (see Allowed).
+	Windows []Window
+	// Blackouts are when it must not act, in a window or not.
+	Blackouts []Window
 	// Limits bound how often it runs, per key; nil means no limits.
 	Limits *Limits
 	Steps  []Step
