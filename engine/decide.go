@@ -21,6 +21,9 @@ const (
 	Run Verdict = "run"
 	// Skip: record the run skipped, with the reason; it never starts.
 	Skip Verdict = "skip"
+	// Defer: claim the run, and start it at NotBefore if its alert is
+	// still firing then (and it is not in a blackout, and in a window).
+	Defer Verdict = "defer"
 )
 
 // The machine-readable reasons of a Skip, as in the run record's
@@ -35,6 +38,16 @@ const (
 	// ReasonBreakerOpen: the global circuit breaker is open; every
 	// playbook is paused until it is reset.
 	ReasonBreakerOpen = "breaker_open"
+	// ReasonBlackout: one of the playbook's blackouts holds.
+	ReasonBlackout = "blackout"
+	// ReasonOutsideWindows: the playbook has windows, none is open, and
+	// none opens again.
+	ReasonOutsideWindows = "outside_windows"
+	// ReasonResolved: the alert resolved while the run waited.
+	ReasonResolved = "resolved"
+	// The reasons of a Defer.
+	ReasonDelay   = "delay"
+	ReasonWindows = "windows"
 )
 
 // Decision is what happens to a playbook for an alert, and why.
@@ -49,6 +62,8 @@ type Decision struct {
 	// NextAllowed is, for a Skip by a limit, when a run for Key would next
 	// be allowed.
 	NextAllowed time.Time `json:"nextAllowed,omitzero"`
+	// NotBefore is, for a Defer, when the run is due.
+	NotBefore time.Time `json:"notBefore,omitzero"`
 }
 
 // History is what the guards read from the execution log (an *ha.Log).
@@ -83,20 +98,70 @@ func Decide(now time.Time, h History, a alert.Alert, pb *playbooks.Playbook) (De
 			"circuit breaker open since %s (%s): all automation is paused until POST /api/v1/breaker/reset",
 			st.OpenedAt.UTC().Format(time.RFC3339), st.Reason)}, nil
 	}
-	if pb.Limits == nil {
-		return Decision{Verdict: Run}, nil
+	if d, ok := blackout(now, pb); ok {
+		return d, nil
 	}
-	key, err := LimitKey(a, pb)
-	if err != nil {
-		return Decision{Verdict: Skip, Reason: ReasonLimitKey, Explain: err.Error()}, nil
+	var key string
+	if pb.Limits != nil {
+		if key, err = LimitKey(a, pb); err != nil {
+			return Decision{Verdict: Skip, Reason: ReasonLimitKey, Explain: err.Error()}, nil
+		}
+		runs, err := h.KeyRuns(pb.Name, key)
+		if err != nil {
+			return Decision{}, fmt.Errorf("read the runs of %s for limit key %q: %w", pb.Name, key, err)
+		}
+		if d := checkLimits(now, pb.Limits, runs); d.Verdict != Run {
+			d.Key = key
+			return d, nil
+		}
 	}
-	runs, err := h.KeyRuns(pb.Name, key)
-	if err != nil {
-		return Decision{}, fmt.Errorf("read the runs of %s for limit key %q: %w", pb.Name, key, err)
-	}
-	d := checkLimits(now, pb.Limits, runs)
+	d := When(now, a, pb)
 	d.Key = key
 	return d, nil
+}
+
+// blackout is a Skip when one of pb's blackouts holds at now.
+func blackout(now time.Time, pb *playbooks.Playbook) (Decision, bool) {
+	if _, _, in := playbooks.During(pb.Blackouts, now); !in {
+		return Decision{}, false
+	}
+	_, why, _ := playbooks.Allowed(nil, pb.Blackouts, now)
+	return Decision{Verdict: Skip, Reason: ReasonBlackout, Explain: why}, true
+}
+
+// When says when a run of pb for a, decided at now, may start: at once
+// (Run), at a later time (Defer: its delay has not passed, or no window
+// is open), or never (Skip: in a blackout, or its windows open no more).
+// The engine asks again when a deferred run is due, as a blackout may have
+// begun in the meantime.
+func When(now time.Time, a alert.Alert, pb *playbooks.Playbook) Decision {
+	if d, ok := blackout(now, pb); ok {
+		return d
+	}
+	due, reason, why := now, "", ""
+	if pb.Delay > 0 {
+		if at := a.StartsAt.Add(pb.Delay); at.After(now) {
+			due, reason = at, ReasonDelay
+			why = fmt.Sprintf("delay: acts at %s, %s after the alert started firing, if it is still firing then",
+				at.UTC().Format(time.RFC3339), model.Duration(pb.Delay))
+		}
+	}
+	if len(pb.Windows) > 0 || len(pb.Blackouts) > 0 {
+		ok, windows, next := playbooks.Allowed(pb.Windows, pb.Blackouts, due)
+		switch {
+		case !ok && next.IsZero():
+			return Decision{Verdict: Skip, Reason: ReasonOutsideWindows, Explain: windows}
+		case !ok:
+			if why != "" {
+				why += "; then "
+			}
+			due, reason, why = next, ReasonWindows, why+windows
+		}
+	}
+	if reason == "" {
+		return Decision{Verdict: Run}
+	}
+	return Decision{Verdict: Defer, Reason: reason, NotBefore: due, Explain: why}
 }
 
 // LimitKey renders pb's limits.key for a; without a key it is the

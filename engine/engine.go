@@ -35,6 +35,7 @@ type Log interface {
 	Update(rec ha.Record) error
 	Unfinished() ([]ha.Record, error)
 	Get(id string) (ha.Record, bool, error)
+	Resolved(ep alert.Episode) (bool, error)
 	History
 	BreakerLog
 	// Node is the name this replica writes into records.
@@ -76,6 +77,7 @@ type Engine struct {
 	breakerMu  sync.Mutex // serialises opening and resetting the breaker
 	playbooks  atomic.Pointer[playbooks.Set]
 	queue      chan job
+	waiting    waiting
 	storageErr atomic.Pointer[error]
 }
 
@@ -105,12 +107,13 @@ func New(src Source, log Log, opts Options) *Engine {
 		opts.Now = time.Now
 	}
 	e := &Engine{
-		src:   src,
-		log:   log,
-		opts:  opts,
-		lg:    opts.Logger.With("component", "engine"),
-		m:     newMetrics(opts.Registerer),
-		queue: make(chan job, opts.Queue),
+		src:     src,
+		log:     log,
+		opts:    opts,
+		lg:      opts.Logger.With("component", "engine"),
+		m:       newMetrics(opts.Registerer),
+		queue:   make(chan job, opts.Queue),
+		waiting: waiting{jobs: map[string]job{}, wake: make(chan struct{}, 1)},
 	}
 	e.playbooks.Store(&playbooks.Set{})
 	// An open breaker stays open across restarts: say so at once. (Were
@@ -148,9 +151,16 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		})
 	}
+	schedCtx, stopSchedule := context.WithCancel(ctx)
+	scheduled := make(chan error, 1)
+	go func() { scheduled <- e.schedule(schedCtx) }()
 	err := e.resume(ctx)
 	if err == nil {
 		err = e.dispatch(ctx)
+	}
+	stopSchedule()
+	if serr := <-scheduled; err == nil || errors.Is(err, context.Canceled) {
+		err = errors.Join(err, serr)
 	}
 	close(e.queue)
 	done := make(chan struct{})
@@ -197,7 +207,7 @@ func (e *Engine) resume(ctx context.Context) error {
 			continue
 		}
 		e.lg.Info("resuming claimed run", "run", rec.ID, "playbook", rec.Playbook, "episode", rec.Episode.String())
-		if err := e.enqueue(ctx, job{rec: rec, pb: pb}); err != nil {
+		if err := e.claimedOrWaiting(ctx, job{rec: rec, pb: pb}); err != nil {
 			return err
 		}
 	}
@@ -256,6 +266,9 @@ func (e *Engine) handle(ctx context.Context, b alert.Batch) error {
 			return err
 		}
 		e.m.episodes.WithLabelValues(string(obs)).Inc()
+		if obs == ha.Ended {
+			e.cancelWaiting(a.Episode())
+		}
 		if obs == ha.Stale {
 			e.lg.Info("ignoring stale firing alert for an episode already resolved",
 				"episode", a.Episode().String(), "alertname", a.Name())
@@ -300,8 +313,11 @@ func (e *Engine) claim(ctx context.Context, a alert.Alert, pb *playbooks.Playboo
 		LimitKey:  d.Key,
 		ClaimedAt: now,
 	}
-	if d.Verdict == Skip {
+	switch d.Verdict {
+	case Skip:
 		rec.State, rec.SkipReason, rec.Reason, rec.NextAllowedAt = ha.Skipped, d.Reason, d.Explain, d.NextAllowed
+	case Defer:
+		rec.NotBefore, rec.Waiting = d.NotBefore, d.Explain
 	}
 	stored, won, err := e.log.Claim(rec)
 	if err != nil {
@@ -317,7 +333,7 @@ func (e *Engine) claim(ctx context.Context, a alert.Alert, pb *playbooks.Playboo
 		return nil
 	}
 	e.lg.Info("run claimed", "run", stored.ID, "playbook", pb.Name, "episode", stored.Episode.String(), "alertname", a.Name())
-	return e.enqueue(ctx, job{rec: stored, pb: pb})
+	return e.claimedOrWaiting(ctx, job{rec: stored, pb: pb})
 }
 
 func (e *Engine) enqueue(ctx context.Context, j job) error {

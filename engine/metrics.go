@@ -15,6 +15,7 @@ type metrics struct {
 	breakerOpens prometheus.Counter
 	stepDuration *prometheus.HistogramVec
 	queued       prometheus.Gauge
+	waiting      prometheus.Gauge
 	storageFail  prometheus.Gauge
 	storageErrs  prometheus.Counter
 }
@@ -50,6 +51,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		queued: f.NewGauge(prometheus.GaugeOpts{
 			Name: "selfheal_engine_runs_queued",
 			Help: "Claimed runs waiting for a worker.",
+		}),
+		waiting: f.NewGauge(prometheus.GaugeOpts{
+			Name: "selfheal_engine_runs_waiting",
+			Help: "Claimed runs waiting for their delay to pass or their window to open.",
 		}),
 		storageFail: f.NewGauge(prometheus.GaugeOpts{
 			Name: "selfheal_engine_storage_failing",

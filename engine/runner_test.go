@@ -52,6 +52,7 @@ func (l *memLog) Observe(alert.Alert) (ha.Observation, error)  { return ha.New, 
 func (l *memLog) Claim(rec ha.Record) (ha.Record, bool, error) { return rec, true, nil }
 func (l *memLog) Unfinished() ([]ha.Record, error)             { return nil, nil }
 func (l *memLog) Get(string) (ha.Record, bool, error)          { return ha.Record{}, false, nil }
+func (l *memLog) Resolved(alert.Episode) (bool, error)         { return false, nil }
 func (l *memLog) KeyRuns(string, string) ([]ha.Record, error)  { return nil, nil }
 func (l *memLog) Breaker() (ha.BreakerState, error)            { return ha.BreakerState{}, nil }
 func (l *memLog) SetBreaker(ha.BreakerState) error             { return nil }

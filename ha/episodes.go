@@ -97,3 +97,15 @@ func pruneEpisodes(b *bolt.Bucket, cutoff time.Time) error {
 	}
 	return nil
 }
+
+// Resolved reports whether a "resolved" was seen for ep.
+func (l *Log) Resolved(ep alert.Episode) (bool, error) {
+	var st episodeState
+	err := l.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketEpisodes).Get([]byte(ep.Key())); v != nil {
+			return json.Unmarshal(v, &st)
+		}
+		return nil
+	})
+	return st.Status == alert.Resolved, err
+}

@@ -72,11 +72,16 @@ type Record struct {
 	LimitKey string `json:"limitKey,omitempty"`
 	// NextAllowedAt is, for a run a guard skipped, when a run for the same
 	// key would next have been allowed.
-	NextAllowedAt time.Time    `json:"nextAllowedAt,omitzero"`
-	Steps         []StepRecord `json:"steps,omitempty"`
-	ClaimedAt     time.Time    `json:"claimedAt"`
-	StartedAt     time.Time    `json:"startedAt,omitzero"`
-	FinishedAt    time.Time    `json:"finishedAt,omitzero"`
+	NextAllowedAt time.Time `json:"nextAllowedAt,omitzero"`
+	// NotBefore is, for a claimed run that waits (a delay, or for its
+	// window to open), when it is due; Waiting says why, in words. A
+	// restart keeps waiting for it.
+	NotBefore  time.Time    `json:"notBefore,omitzero"`
+	Waiting    string       `json:"waiting,omitempty"`
+	Steps      []StepRecord `json:"steps,omitempty"`
+	ClaimedAt  time.Time    `json:"claimedAt"`
+	StartedAt  time.Time    `json:"startedAt,omitzero"`
+	FinishedAt time.Time    `json:"finishedAt,omitzero"`
 }
 
 // StepRecord is what happened to one step of a run.

@@ -93,7 +93,7 @@ func (p *parser) playbook(n *yaml.Node, path string, seen map[string]*yaml.Node)
 	if present(raw.DryRun) {
 		p.decode(raw.DryRun, path+".dry_run", &pb.DryRun)
 	}
-	p.planned(raw.Delay, path+".delay", true)
+	pb.Delay = p.delay(raw.Delay, path+".delay", pb.On)
 	p.planned(raw.RepeatAfter, path+".repeat_after", true)
 	pb.Windows = p.windows(raw.Windows, path+".windows")
 	pb.Blackouts = p.windows(raw.Blackouts, path+".blackouts")

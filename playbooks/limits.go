@@ -8,6 +8,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/alert"
 )
 
 // Limits bound how often a playbook runs, per key (DESIGN §4). They are
@@ -135,4 +136,23 @@ func (l *Limits) String() string {
 		return s + ", for the whole playbook"
 	}
 	return s + ", per " + l.Key.String()
+}
+
+// delay decodes a playbook's `delay`: a duration of 0 or more, for a
+// playbook that acts on firing alerts.
+func (p *parser) delay(n *yaml.Node, path string, on alert.Status) time.Duration {
+	if !present(n) {
+		return 0
+	}
+	var d model.Duration
+	switch {
+	case !p.decode(n, path, &d):
+	case d < 0:
+		p.errorf(n, path, "must be 0 or more")
+	case d > 0 && on != alert.Firing:
+		p.errorf(n, path, "applies to playbooks that act on firing alerts; a resolved alert has nothing left to wait for")
+	default:
+		return time.Duration(d)
+	}
+	return 0
 }

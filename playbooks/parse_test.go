@@ -116,7 +116,8 @@ func TestParsePlanned(t *testing.T) {
 		err   string // "" when accepted
 	}{
 		{"delay", "0s", ""},
-		{"delay", "2m", "pb.yaml:5:12: playbooks[0].delay: not supported yet (planned)"},
+		{"delay", "2m", ""},
+		{"delay", "-1m", `pb.yaml:5:12: playbooks[0].delay: not a valid duration string: "-1m"`},
 		{"delay", "soon", `pb.yaml:5:12: playbooks[0].delay: not a valid duration string: "soon"`},
 		{"repeat_after", "0s", ""},
 		{"repeat_after", "", ""},

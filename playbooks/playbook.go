@@ -33,7 +33,11 @@ type Playbook struct {
 	Blackouts []Window
 	// Limits bound how often it runs, per key; nil means no limits.
 	Limits *Limits
-	Steps  []Step
+	// Delay is how long an alert must have been firing (from its startsAt)
+	// before the playbook acts; resolved before that, nothing runs. 0 acts
+	// at once.
+	Delay time.Duration
+	Steps []Step
 	// Source names where the playbook came from: a file path, or
 	// configmap/<ns>/<name>/<key>.
 	Source string

@@ -160,15 +160,17 @@ func report(ctx context.Context, set *playbooks.Set, n *receiver.Notification, n
 			dp := dryPlaybook{Name: pb.Name, Source: pb.Source, Matches: ok, Why: why}
 			if ok {
 				dp.RunID, dp.DryRun = ha.RunID(pb.Name, a.Episode()), pb.DryRun
+				d, _ := engine.Decide(now, history, a, pb) // a dryHistory never fails
+				dp.Decision = &d
 				if pb.Limits != nil {
 					limited = true
 					dp.Limits = pb.Limits.String()
-					d, _ := engine.Decide(now, history, a, pb) // a dryHistory never fails
-					dp.Decision = &d
-					if d.Verdict == engine.Skip {
-						da.Playbooks = append(da.Playbooks, dp)
-						continue
-					}
+				}
+				if d.Verdict == engine.Skip {
+					da.Playbooks = append(da.Playbooks, dp)
+					continue
+				}
+				if pb.Limits != nil {
 					k := [2]string{pb.Name, d.Key}
 					history[k] = append(history[k], ha.Record{State: ha.Claimed, ClaimedAt: now, LimitKey: d.Key})
 				}
@@ -207,9 +209,12 @@ func printReport(w io.Writer, rep dryReport) {
 				fmt.Fprintf(w, "  playbook %s: does not run: %s\n", p.Name, p.Why)
 				continue
 			}
-			if d := p.Decision; d != nil && d.Verdict == engine.Skip {
+			d := p.Decision
+			if d != nil && d.Verdict == engine.Skip {
 				fmt.Fprintf(w, "  playbook %s: would be recorded skipped (%s) as %s: %s\n", p.Name, d.Reason, p.RunID, d.Explain)
-				fmt.Fprintf(w, "    limits: %s; key %q\n", p.Limits, d.Key)
+				if p.Limits != "" {
+					fmt.Fprintf(w, "    limits: %s; key %q\n", p.Limits, d.Key)
+				}
 				continue
 			}
 			mode := "would run"
@@ -217,8 +222,11 @@ func printReport(w io.Writer, rep dryReport) {
 				mode = "would record a dry run (playbook has dry_run: true)"
 			}
 			fmt.Fprintf(w, "  playbook %s: %s as %s (%s)\n", p.Name, mode, p.RunID, p.Why)
-			if p.Decision != nil {
-				fmt.Fprintf(w, "    limits: %s; key %q\n", p.Limits, p.Decision.Key)
+			if d != nil && d.Verdict == engine.Defer {
+				fmt.Fprintf(w, "    waits until %s (%s): %s\n", d.NotBefore.Format(time.RFC3339), d.Reason, d.Explain)
+			}
+			if p.Limits != "" {
+				fmt.Fprintf(w, "    limits: %s; key %q\n", p.Limits, d.Key)
 			}
 			for j, s := range p.Steps {
 				fmt.Fprintf(w, "    step %d %s [%s, timeout %s, retries %d]\n", j+1, s.Name, s.Action, s.Timeout, s.Retries)

@@ -53,3 +53,25 @@ func TestDryRunAppliesLimits(t *testing.T) {
 	require.Contains(t, out.String(), "Limits count only the runs this notification would start")
 	require.Equal(t, engine.Skip, rep.Alerts[3].Playbooks[0].Decision.Verdict)
 }
+
+// TestDryRunShowsWaits: a delay that has not passed shows as a wait, with
+// when the run would be due and why.
+func TestDryRunShowsWaits(t *testing.T) {
+	reg, err := newRegistry(nil, nil)
+	require.NoError(t, err)
+	pbs, err := playbooks.Parse(reg, "delay.yaml", []byte(`playbooks:
+  - name: clean
+    match: ['alertname="DiskFull"']
+    delay: 5m
+    steps: [{name: s, action: exec, with: {command: [/bin/true]}}]
+`))
+	require.NoError(t, err)
+	set, err := playbooks.NewSet(pbs)
+	require.NoError(t, err)
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	labels := map[string]string{"alertname": "DiskFull"}
+	n := &receiver.Notification{Alerts: []alert.Alert{{Status: alert.Firing, Labels: labels, StartsAt: now.Add(-time.Minute), Fingerprint: alert.Fingerprint(labels)}}}
+	var out strings.Builder
+	printReport(&out, report(context.Background(), set, n, now))
+	require.Contains(t, out.String(), "    waits until 2026-12-07T09:04:00Z (delay): delay: acts at 2026-12-07T09:04:00Z, 5m after the alert started firing, if it is still firing then\n")
+}
