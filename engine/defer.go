@@ -73,8 +73,8 @@ func (e *Engine) schedule(ctx context.Context) error {
 		}
 		var timer <-chan time.Time
 		if wait >= 0 {
-			t := time.NewTimer(wait)
-			timer = t.C
+			t := e.opts.Clock.NewTimer(wait)
+			timer = t.C()
 			defer t.Stop()
 		}
 		select {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/alert"
@@ -62,7 +63,11 @@ type Options struct {
 	Breaker    Breaker
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	Now        func() time.Time
+	// Clock gives the engine's timers (waits, backoffs) and, unless Now is
+	// set, its time; nil means the real clock. `selfheal test` passes a
+	// fake one to run playbook tests on simulated time.
+	Clock clock.Clock
+	Now   func() time.Time
 }
 
 // Engine runs playbooks for alerts. Create it with New, give it playbooks
@@ -103,8 +108,11 @@ func New(src Source, log Log, opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
 	if opts.Now == nil {
-		opts.Now = time.Now
+		opts.Now = opts.Clock.Now
 	}
 	e := &Engine{
 		src:     src,

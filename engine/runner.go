@@ -111,7 +111,7 @@ func (e *Engine) runStep(ctx context.Context, rec *ha.Record, pb *playbooks.Play
 		if attempt > 0 {
 			d := backoff.Step()
 			e.lg.Warn("retrying step", "run", rec.ID, "step", st.Name, "attempt", attempt+1, "delay", d, "err", err)
-			if !sleep(ctx, d) {
+			if !e.sleep(ctx, d) {
 				break
 			}
 		}
@@ -206,11 +206,11 @@ func (e *Engine) attempt(ctx context.Context, st playbooks.Step, target actions.
 
 // sleep waits d or until ctx is done; it reports whether d elapsed. It is
 // the engine's one wait: runStep's and write's backoffs use it.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
+func (e *Engine) sleep(ctx context.Context, d time.Duration) bool {
+	t := e.opts.Clock.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-t.C:
+	case <-t.C():
 		return true
 	case <-ctx.Done():
 		return false

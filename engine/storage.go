@@ -31,7 +31,7 @@ func (e *Engine) write(ctx context.Context, what string, fn func() error) error 
 			return err
 		}
 		e.storageFailed(what, err, backoff)
-		if !sleep(ctx, backoff) {
+		if !e.sleep(ctx, backoff) {
 			return err
 		}
 		backoff = min(2*backoff, maxStorageBackoff)
