@@ -34,6 +34,7 @@ func realMainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	dry := newDryRunCmd(app)
 	acts := newActionsCmd(app)
 	walq := newWalQuarantineCmd(app)
+	tests := newTestCmd(app)
 	app.Command("version", "Print the version and exit.")
 
 	cmd, err := app.Parse(args)
@@ -55,6 +56,8 @@ func realMainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return acts.run(stdout, stderr)
 	case "wal-quarantine":
 		return walq.run(stdout, stderr)
+	case "test":
+		return tests.run(stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version.Print("selfheal"))
 		return 0
