@@ -97,9 +97,11 @@ fmt:
 tidy-check:
 	$(GO) mod tidy -diff
 
-## check-examples: validate the example config and playbooks with selfheal check
+## check-examples: validate the example config and playbooks with selfheal check, and run the playbook tests of examples/tests (also run by `test`, through cmd/selfheal's TestUnitTestExamples)
 check-examples: build
 	./$(BIN) check --config.file=examples/local/selfheal.yml
 	./$(BIN) check examples/kubernetes/playbooks-configmap.yaml
+	./$(BIN) check examples/tests/playbooks/*.yaml
+	./$(BIN) test examples/tests/*.yaml
 
 .PHONY: help build run deps k8s-up k8s-down test test-short e2e fuzz bench vet lint fmt tidy-check check-examples
