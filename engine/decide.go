@@ -190,7 +190,8 @@ func checkLimits(now time.Time, l *playbooks.Limits, runs []ha.Record) Decision 
 	if l.Concurrency > 0 {
 		inFlight := 0
 		for _, r := range runs {
-			if !r.State.Final() {
+			// A run waiting for its verification has no step in flight.
+			if !r.State.Final() && r.State != ha.Verifying {
 				inFlight++
 			}
 		}

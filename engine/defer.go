@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/selfheal/selfheal/alert"
+	"github.com/selfheal/selfheal/ha"
 )
 
 // waiting holds the claimed runs that are not due yet (a delay, a window
@@ -27,13 +28,22 @@ func (e *Engine) hold(j job) {
 	case e.waiting.wake <- struct{}{}:
 	default:
 	}
-	e.lg.Info("run waits", "run", j.rec.ID, "playbook", j.pb.Name, "not_before", j.rec.NotBefore, "why", j.rec.Waiting)
+	e.lg.Info("run waits", "run", j.rec.ID, "playbook", j.pb.Name, "until", j.at(), "why", j.rec.Waiting)
 }
 
 func (e *Engine) waitingLen() int {
 	e.waiting.mu.Lock()
 	defer e.waiting.mu.Unlock()
 	return len(e.waiting.jobs)
+}
+
+// at is when j is due: its verify deadline while it is Verifying, its
+// NotBefore otherwise.
+func (j job) at() time.Time {
+	if j.rec.State == ha.Verifying {
+		return j.rec.VerifyBy
+	}
+	return j.rec.NotBefore
 }
 
 // take removes and returns the held jobs due at now, or, with ep set,
@@ -43,7 +53,7 @@ func (e *Engine) take(now time.Time, ep *alert.Episode) []job {
 	defer e.waiting.mu.Unlock()
 	var out []job
 	for id, j := range e.waiting.jobs {
-		if ep == nil && !j.rec.NotBefore.After(now) || ep != nil && j.rec.Episode == *ep {
+		if ep == nil && !j.at().After(now) || ep != nil && j.rec.Episode == *ep {
 			out = append(out, j)
 			delete(e.waiting.jobs, id)
 		}
@@ -57,8 +67,8 @@ func (e *Engine) nextDue() (time.Time, bool) {
 	defer e.waiting.mu.Unlock()
 	var first time.Time
 	for _, j := range e.waiting.jobs {
-		if first.IsZero() || j.rec.NotBefore.Before(first) {
-			first = j.rec.NotBefore
+		if at := j.at(); first.IsZero() || at.Before(first) {
+			first = at
 		}
 	}
 	return first, !first.IsZero()
@@ -103,6 +113,13 @@ func (e *Engine) due(ctx context.Context, j job) error {
 		e.lg.Error("read whether a waiting run's alert resolved; the run stays claimed for the next start", "run", j.rec.ID, "err", err)
 		return nil
 	}
+	if j.rec.State == ha.Verifying {
+		if resolved {
+			e.verified(ctx, j, true)
+			return nil
+		}
+		return e.enqueue(ctx, j)
+	}
 	if resolved {
 		e.skipWaiting(j, ReasonResolved, "resolved while the run waited ("+j.rec.Waiting+"); nothing ran")
 		return nil
@@ -123,9 +140,14 @@ func (e *Engine) due(ctx context.Context, j job) error {
 	return e.enqueue(ctx, j)
 }
 
-// cancelWaiting skips the held runs of ep, which just resolved.
-func (e *Engine) cancelWaiting(ep alert.Episode) {
+// cancelWaiting skips the held runs of ep, which just resolved, and
+// settles those waiting for their verification as verified.
+func (e *Engine) cancelWaiting(ctx context.Context, ep alert.Episode) {
 	for _, j := range e.take(time.Time{}, &ep) {
+		if j.rec.State == ha.Verifying {
+			e.verified(ctx, j, true)
+			continue
+		}
 		e.skipWaiting(j, ReasonResolved, "resolved while the run waited ("+j.rec.Waiting+"); nothing ran")
 	}
 	e.m.waiting.Set(float64(e.waitingLen()))
@@ -140,11 +162,11 @@ func (e *Engine) skipWaiting(j job, reason, explain string) {
 // claimedOrWaiting routes a claimed record to a worker, or holds it when
 // it is not due yet.
 func (e *Engine) claimedOrWaiting(ctx context.Context, j job) error {
-	if j.rec.NotBefore.After(e.opts.Now()) {
+	if j.at().After(e.opts.Now()) {
 		e.hold(j)
 		return nil
 	}
-	if !j.rec.NotBefore.IsZero() {
+	if !j.at().IsZero() {
 		return e.due(ctx, j)
 	}
 	return e.enqueue(ctx, j)

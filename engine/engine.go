@@ -210,7 +210,7 @@ func (e *Engine) resume(ctx context.Context) error {
 			e.finished(rec)
 			continue
 		}
-		if pb == nil {
+		if pb == nil && rec.State == ha.Claimed {
 			e.skip(rec, fmt.Sprintf("playbook %q is no longer loaded", rec.Playbook))
 			continue
 		}
@@ -275,7 +275,7 @@ func (e *Engine) handle(ctx context.Context, b alert.Batch) error {
 		}
 		e.m.episodes.WithLabelValues(string(obs)).Inc()
 		if obs == ha.Ended {
-			e.cancelWaiting(a.Episode())
+			e.cancelWaiting(ctx, a.Episode())
 		}
 		if obs == ha.Stale {
 			e.lg.Info("ignoring stale firing alert for an episode already resolved",

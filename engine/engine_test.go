@@ -333,7 +333,7 @@ func TestDryRunRecordsPlanAndRunsNothing(t *testing.T) {
 			recs, err := f.log.List(0)
 			require.NoError(t, err)
 			require.Len(t, recs, 1)
-			require.Equal(t, ha.Skipped, recs[0].State)
+			require.Equal(t, ha.Shadow, recs[0].State)
 			require.True(t, recs[0].DryRun)
 			require.Equal(t, "would record the call", recs[0].Steps[0].Summary)
 		})

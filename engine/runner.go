@@ -19,6 +19,11 @@ import (
 // outcome. The record is marked Running on disk before the first step, so a
 // crash mid-run is never mistaken for a run that has not started.
 func (e *Engine) execute(ctx context.Context, j job) {
+	if j.rec.State == ha.Verifying {
+		// Its verify deadline passed with no resolved (due).
+		e.verified(ctx, j, false)
+		return
+	}
 	rec, pb := j.rec, j.pb
 	rec.State = ha.Running
 	rec.StartedAt = e.opts.Now().UTC()
@@ -31,23 +36,46 @@ func (e *Engine) execute(ctx context.Context, j job) {
 	if rec.DryRun {
 		e.dryRun(ctx, &rec, pb)
 	} else {
-		var results []actions.Result
+		var (
+			results []actions.Result
+			failed  bool
+		)
 		for _, st := range pb.Steps {
-			sr, res := e.runStep(ctx, &rec, pb, st)
+			sr, res := e.runStep(ctx, &rec, pb, st, "")
 			rec.Steps[len(rec.Steps)-1] = sr
-			if sr.State != ha.Succeeded {
-				rec.State = ha.Failed
-				rec.Reason = fmt.Sprintf("step %q failed: %s", st.Name, sr.Error)
-				break
-			}
 			e.persist(rec, "record step end")
-			results = append(results, res)
-		}
-		if rec.State == ha.Running {
-			rec.State = ha.Succeeded
+			if sr.State == ha.Succeeded {
+				results = append(results, res)
+				continue
+			}
+			if st.ContinueOnError {
+				e.lg.Warn("step failed; continuing (continue_on_error)", "run", rec.ID, "step", st.Name, "err", sr.Error)
+				results = append(results, actions.Result{})
+				continue
+			}
+			rec.Reason = fmt.Sprintf("step %q failed: %s", st.Name, sr.Error)
+			failed = true
+			break
 		}
 		e.finish(ctx, &rec, pb, results)
+		switch {
+		case failed:
+			// Still Running while on_failure runs: a final state is
+			// written once, with its end time.
+			e.onFailure(ctx, &rec, pb)
+			rec.State = ha.Failed
+		case pb.Verify != nil:
+			e.verifying(ctx, rec, pb)
+			return
+		default:
+			rec.State = ha.Succeeded
+		}
 	}
+	e.end(ctx, rec)
+}
+
+// end records rec's outcome, finished now.
+func (e *Engine) end(ctx context.Context, rec ha.Record) {
 	rec.FinishedAt = e.opts.Now().UTC()
 	if err := e.write(ctx, "record run outcome", func() error { return e.log.Update(rec) }); err != nil {
 		e.lg.Error("record run outcome; the next start records it as interrupted", "run", rec.ID, "err", err)
@@ -57,7 +85,7 @@ func (e *Engine) execute(ctx context.Context, j job) {
 
 // dryRun records each step's plan instead of running it.
 func (e *Engine) dryRun(ctx context.Context, rec *ha.Record, pb *playbooks.Playbook) {
-	rec.State, rec.Reason = ha.Skipped, "dry run: nothing was executed"
+	rec.State, rec.Reason = ha.Shadow, "shadow mode (dry_run): recorded what would run; nothing was executed"
 	for _, st := range pb.Steps {
 		sr := ha.StepRecord{Name: st.Name, Action: st.ActionID, State: ha.Skipped, StartedAt: e.opts.Now().UTC()}
 		plan, err := st.Action.Plan(ctx, actions.NewTarget(rec.Alert, pb.Name, st.Name, rec.ID))
@@ -79,8 +107,8 @@ func (e *Engine) dryRun(ctx context.Context, rec *ha.Record, pb *playbooks.Playb
 // The step's record is appended to rec and written to the log, as Running,
 // before the first attempt; what the action reports while it runs (a PID)
 // is written too, so a crash mid-step leaves a record that says so.
-func (e *Engine) runStep(ctx context.Context, rec *ha.Record, pb *playbooks.Playbook, st playbooks.Step) (ha.StepRecord, actions.Result) {
-	sr := ha.StepRecord{Name: st.Name, Action: st.ActionID, State: ha.Running, StartedAt: e.opts.Now().UTC()}
+func (e *Engine) runStep(ctx context.Context, rec *ha.Record, pb *playbooks.Playbook, st playbooks.Step, phase string) (ha.StepRecord, actions.Result) {
+	sr := ha.StepRecord{Name: st.Name, Action: st.ActionID, State: ha.Running, StartedAt: e.opts.Now().UTC(), Phase: phase}
 	rec.Steps = append(rec.Steps, sr)
 	e.persist(*rec, "record step start")
 	var mu sync.Mutex
@@ -172,6 +200,9 @@ const finishTimeout = time.Minute
 func (e *Engine) finish(ctx context.Context, rec *ha.Record, pb *playbooks.Playbook, results []actions.Result) {
 	for i := len(results) - 1; i >= 0; i-- {
 		st := pb.Steps[i]
+		if rec.Steps[i].State != ha.Succeeded {
+			continue // failed, and went on (continue_on_error)
+		}
 		f, ok := st.Action.(actions.Finisher)
 		if !ok {
 			continue
@@ -220,9 +251,6 @@ func (e *Engine) sleep(ctx context.Context, d time.Duration) bool {
 // finished logs the one line every run gets and counts it.
 func (e *Engine) finished(rec ha.Record) {
 	outcome := string(rec.State)
-	if rec.DryRun && rec.State == ha.Skipped {
-		outcome = "dry_run"
-	}
 	e.m.runs.WithLabelValues(rec.Playbook, outcome).Inc()
 	if rec.State == ha.Failed || rec.State == ha.Unhealed {
 		if err := e.checkBreaker(); err != nil {

@@ -104,7 +104,7 @@ func runOneStep(ctx context.Context, e *Engine, a actions.Action, retries int) h
 	pb := &playbooks.Playbook{Name: "p"}
 	st := playbooks.Step{Name: "s", ActionID: "clocked", Action: a, Timeout: time.Minute, Retries: retries}
 	rec := ha.Record{ID: "p/run"}
-	sr, _ := e.runStep(ctx, &rec, pb, st)
+	sr, _ := e.runStep(ctx, &rec, pb, st, "")
 	return sr
 }
 

@@ -29,6 +29,12 @@ const (
 	Skipped State = "skipped"
 	// Unhealed: the steps ran but the alert did not resolve in time.
 	Unhealed State = "unhealed"
+	// Verifying: the steps succeeded and the run waits, until VerifyBy,
+	// for the alert to resolve (verify.resolved_within).
+	Verifying State = "verifying"
+	// Shadow: shadow mode (dry_run) recorded what would have run, each
+	// step's plan, and ran nothing.
+	Shadow State = "shadow"
 )
 
 func (s State) rank() int {
@@ -37,15 +43,17 @@ func (s State) rank() int {
 		return 1
 	case Running:
 		return 2
-	case Succeeded, Failed, Skipped, Unhealed:
+	case Verifying:
 		return 3
+	case Succeeded, Failed, Skipped, Unhealed, Shadow:
+		return 4
 	default:
 		return 0
 	}
 }
 
 // Final reports whether s is an end state.
-func (s State) Final() bool { return s.rank() == 3 }
+func (s State) Final() bool { return s.rank() == 4 }
 
 // Record is one run of one playbook for one episode.
 type Record struct {
@@ -76,8 +84,11 @@ type Record struct {
 	// NotBefore is, for a claimed run that waits (a delay, or for its
 	// window to open), when it is due; Waiting says why, in words. A
 	// restart keeps waiting for it.
-	NotBefore  time.Time    `json:"notBefore,omitzero"`
-	Waiting    string       `json:"waiting,omitempty"`
+	NotBefore time.Time `json:"notBefore,omitzero"`
+	Waiting   string    `json:"waiting,omitempty"`
+	// VerifyBy is, for a Verifying run, when it becomes unhealed unless
+	// its alert resolved.
+	VerifyBy   time.Time    `json:"verifyBy,omitzero"`
 	Steps      []StepRecord `json:"steps,omitempty"`
 	ClaimedAt  time.Time    `json:"claimedAt"`
 	StartedAt  time.Time    `json:"startedAt,omitzero"`
@@ -95,6 +106,9 @@ type StepRecord struct {
 	Error      string            `json:"error,omitempty"`
 	Summary    string            `json:"summary,omitempty"`
 	Details    map[string]string `json:"details,omitempty"`
+	// Phase is "on_failure" for a step of the playbook's on_failure list;
+	// "" for its steps.
+	Phase string `json:"phase,omitempty"`
 }
 
 // RunID is the id of the run of playbook for episode. It is derived, never

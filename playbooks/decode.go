@@ -52,6 +52,13 @@ type rawStep struct {
 	With    *yaml.Node `yaml:"with"`
 	Timeout *yaml.Node `yaml:"timeout"`
 	Retries *yaml.Node `yaml:"retries"`
+	// ContinueOnError lets the run go on past a failure of this step.
+	ContinueOnError *yaml.Node `yaml:"continue_on_error"`
+}
+
+// rawVerify is a playbook's `verify`.
+type rawVerify struct {
+	ResolvedWithin *yaml.Node `yaml:"resolved_within"`
 }
 
 // playbooks builds the entries of a file's `playbooks` list.
@@ -98,9 +105,11 @@ func (p *parser) playbook(n *yaml.Node, path string, seen map[string]*yaml.Node)
 	pb.Windows = p.windows(raw.Windows, path+".windows")
 	pb.Blackouts = p.windows(raw.Blackouts, path+".blackouts")
 	pb.Limits = p.limits(raw.Limits, path+".limits")
-	p.planned(raw.Verify, path+".verify", false)
-	p.planned(raw.OnFailure, path+".on_failure", false)
+	pb.Verify = p.verify(raw.Verify, path+".verify", pb.On)
 	pb.Steps = p.steps(n, raw.Steps, path)
+	if present(raw.OnFailure) && !(raw.OnFailure.Kind == yaml.SequenceNode && len(raw.OnFailure.Content) == 0) {
+		pb.OnFailure = p.stepList(raw.OnFailure, path+".on_failure")
+	}
 	return pb
 }
 
@@ -206,12 +215,44 @@ func (p *parser) planned(n *yaml.Node, path string, duration bool) {
 	p.errorf(n, path, "not supported yet (planned)")
 }
 
+// verify decodes a playbook's `verify`: only a playbook acting on firing
+// alerts can wait for them to resolve.
+func (p *parser) verify(n *yaml.Node, path string, on alert.Status) *Verify {
+	if !present(n) || !p.mapping(n, path) {
+		return nil
+	}
+	var raw rawVerify
+	if !p.decode(n, path, &raw) {
+		return nil
+	}
+	if !p.required(n, raw.ResolvedWithin, path, "resolved_within") {
+		return nil
+	}
+	var d model.Duration
+	if !p.decode(raw.ResolvedWithin, path+".resolved_within", &d) {
+		return nil
+	}
+	switch {
+	case d <= 0:
+		p.errorf(raw.ResolvedWithin, path+".resolved_within", "must be greater than 0")
+	case on == alert.Resolved:
+		p.errorf(n, path, "a playbook that acts on resolved alerts cannot wait for them to resolve")
+	default:
+		return &Verify{ResolvedWithin: time.Duration(d)}
+	}
+	return nil
+}
+
 // steps decodes `steps` of the playbook m.
 func (p *parser) steps(m, n *yaml.Node, path string) []Step {
 	if !p.required(m, n, path, "steps") {
 		return nil
 	}
-	path += ".steps"
+	return p.stepList(n, path+".steps")
+}
+
+// stepList decodes a list of steps (`steps`, `on_failure`) at path.
+func (p *parser) stepList(n *yaml.Node, path string) []Step {
 	var items []*yaml.Node
 	if !p.decode(n, path, &items) {
 		return nil
@@ -248,6 +289,9 @@ func (p *parser) step(n *yaml.Node, path string, seen map[string]*yaml.Node) Ste
 	}
 	if present(raw.Retries) {
 		s.Retries = p.retries(raw.Retries, path+".retries")
+	}
+	if present(raw.ContinueOnError) {
+		p.decode(raw.ContinueOnError, path+".continue_on_error", &s.ContinueOnError)
 	}
 	s.ActionID, s.Action, s.Params = p.action(n, raw, path)
 	if b, ok := s.Params.(actions.Bounded); ok {

@@ -106,8 +106,9 @@ func TestParseGolden(t *testing.T) {
 	}
 }
 
-// TestParsePlanned checks fields of the format that are not implemented:
-// accepted at their zero value, rejected otherwise, never ignored.
+// TestParsePlanned checks fields of the format that are not implemented
+// (accepted at their zero value, rejected otherwise, never ignored) and
+// verify and on_failure.
 func TestParsePlanned(t *testing.T) {
 	const head = "playbooks:\n  - name: a\n    match: [x=\"y\"]\n    steps: [{name: s, action: exec, with: {command: [\"true\"]}}]\n"
 	for _, tc := range []struct {
@@ -122,11 +123,14 @@ func TestParsePlanned(t *testing.T) {
 		{"repeat_after", "0s", ""},
 		{"repeat_after", "", ""},
 		{"repeat_after", "1h", "pb.yaml:5:19: playbooks[0].repeat_after: not supported yet (planned)"},
-		{"verify", "{}", ""},
-		{"verify", "{resolved_within: 15m}", "pb.yaml:5:13: playbooks[0].verify: not supported yet (planned)"},
+		{"verify", "{}", `pb.yaml:5:13: playbooks[0].verify: missing required field "resolved_within"`},
+		{"verify", "{resolved_within: 15m}", ""},
+		{"verify", "{resolved_within: 0s}", "pb.yaml:5:31: playbooks[0].verify.resolved_within: must be greater than 0"},
+		{"verify", "{resolved_within: 15m, within: 1m}", `pb.yaml:5:36: playbooks[0].verify: unknown field "within"`},
 		{"on_failure", "[]", ""},
-		{"on_failure", "[{name: page, action: exec}]", "pb.yaml:5:17: playbooks[0].on_failure: not supported yet (planned)"},
-		{"on_failure", "false", "pb.yaml:5:17: playbooks[0].on_failure: not supported yet (planned)"},
+		{"on_failure", "[{name: page, action: exec, with: {command: [\"true\"]}}]", ""},
+		{"on_failure", "[{name: page, action: exec}]", "pb.yaml:5:18: playbooks[0].on_failure[0].with: command: required"},
+		{"on_failure", "false", `pb.yaml:5:17: playbooks[0].on_failure: expected a list, got "false"`},
 	} {
 		t.Run(tc.field+"="+tc.value, func(t *testing.T) {
 			in := head + "    " + tc.field + ": " + tc.value + "\n"

@@ -38,6 +38,11 @@ type Playbook struct {
 	// at once.
 	Delay time.Duration
 	Steps []Step
+	// Verify closes the loop: nil, or how long after its steps succeed the
+	// alert must resolve before the run is unhealed.
+	Verify *Verify
+	// OnFailure are the steps run when a step fails or the run is unhealed.
+	OnFailure []Step
 	// Source names where the playbook came from: a file path, or
 	// configmap/<ns>/<name>/<key>.
 	Source string
@@ -77,6 +82,16 @@ type Step struct {
 	Timeout time.Duration
 	// Retries is how many more attempts a retryable error gets.
 	Retries int
+	// ContinueOnError: a failure of this step is recorded and the next
+	// step runs; the run's outcome does not change for it.
+	ContinueOnError bool
+}
+
+// Verify is a playbook's verify block.
+type Verify struct {
+	// ResolvedWithin is how long after the steps succeed a "resolved" for
+	// the episode must arrive.
+	ResolvedWithin time.Duration
 }
 
 // Step returns the step called name. A nil playbook has no steps.
