@@ -75,3 +75,63 @@ func TestDryRunShowsWaits(t *testing.T) {
 	printReport(&out, report(context.Background(), set, n, now))
 	require.Contains(t, out.String(), "    waits until 2026-12-07T09:04:00Z (delay): delay: acts at 2026-12-07T09:04:00Z, 5m after the alert started firing, if it is still firing then\n")
 }
+
+// TestShadowRecordsWhatDryRunPrints: the same alerts through dry-run and
+// through the daemon's engine in shadow mode (global dry_run) give the
+// same decisions: each run dry-run prints is recorded shadow, each skip is
+// recorded skipped with the reason dry-run printed.
+func TestShadowRecordsWhatDryRunPrints(t *testing.T) {
+	reg, err := newRegistry(nil, nil)
+	require.NoError(t, err)
+	pbs, err := playbooks.Parse(reg, "limits.yaml", []byte(`playbooks:
+  - name: clean
+    match: ['alertname="DiskFull"']
+    limits: {key: '{{ .Labels.instance }}', max_runs: 2, per: 1h}
+    steps: [{name: s, action: exec, with: {command: [/bin/true]}}]
+  - name: weekdays
+    match: ['alertname="DiskFull"']
+    blackouts: [{schedule: "0 0 * * MON", duration: 24h}]
+    steps: [{name: s, action: exec, with: {command: [/bin/true]}}]
+`))
+	require.NoError(t, err)
+	set, err := playbooks.NewSet(pbs)
+	require.NoError(t, err)
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC) // a Monday
+	n := &receiver.Notification{}
+	for i := range 4 {
+		labels := map[string]string{"alertname": "DiskFull", "instance": "w1", "n": fmt.Sprint(i)}
+		n.Alerts = append(n.Alerts, alert.Alert{Status: alert.Firing, Labels: labels, StartsAt: now.Add(time.Duration(i) * time.Second), Fingerprint: alert.Fingerprint(labels)})
+	}
+	printed := map[string]string{}
+	for i, a := range report(context.Background(), set, n, now).Alerts {
+		for _, p := range a.Playbooks {
+			want := "shadow"
+			if p.Decision.Verdict == engine.Skip {
+				want = "skipped " + p.Decision.Reason
+			}
+			printed[p.Name+"/"+n.Alerts[i].Episode().Key()] = want
+		}
+	}
+
+	stubs, err := stubbed(set, nil)
+	require.NoError(t, err)
+	sim, err := startSimulation(t.TempDir(), now, stubs, engine.Options{DryRun: true})
+	require.NoError(t, err)
+	require.NoError(t, sim.send(n.Alerts))
+	recs, err := sim.records()
+	require.NoError(t, err)
+	require.NoError(t, sim.stop())
+	recorded := map[string]string{}
+	for _, r := range recs {
+		got := string(r.State)
+		if r.SkipReason != "" {
+			got += " " + r.SkipReason
+		}
+		recorded[r.ID] = got
+	}
+	require.Len(t, printed, 8)
+	require.Equal(t, printed, recorded)
+	require.Contains(t, printed, "clean/"+n.Alerts[2].Episode().Key())
+	require.Equal(t, "skipped rate_limited", printed["clean/"+n.Alerts[2].Episode().Key()])
+	require.Equal(t, "skipped blackout", printed["weekdays/"+n.Alerts[0].Episode().Key()])
+}
