@@ -308,7 +308,10 @@ func (r *kubeRun) waitReady(ctx context.Context) error {
 // the error says what was last seen.
 func (r *kubeRun) poll(ctx context.Context, timeout time.Duration, what string, check func(context.Context) (bool, string, error)) error {
 	start := time.Now()
-	var last string
+	// last is the last state seen; lastErr an error since then. A failed
+	// read (the client's rate limiter refusing a wait past the deadline,
+	// say) never hides what was seen.
+	var last, lastErr string
 	var refusal error
 	err := wait.PollUntilContextTimeout(ctx, r.a.d.PollInterval, timeout, true, func(ctx context.Context) (bool, error) {
 		done, state, err := check(ctx)
@@ -316,13 +319,13 @@ func (r *kubeRun) poll(ctx context.Context, timeout time.Duration, what string, 
 		case err == nil && done:
 			return true, nil
 		case err == nil:
-			last = state
+			last, lastErr = state, ""
 		case ctx.Err() != nil: // keep the last state seen
 		case refused(err):
 			refusal = err
 			return false, err
 		default:
-			last = err.Error()
+			lastErr = err.Error()
 		}
 		return false, nil
 	})
@@ -330,7 +333,14 @@ func (r *kubeRun) poll(ctx context.Context, timeout time.Duration, what string, 
 	case refusal != nil:
 		return refusal
 	case err != nil:
-		return fmt.Errorf("%s after %s (timeout %s; last: %s): %w", what, since(start), timeout, last, err)
+		seen := last
+		switch {
+		case last == "":
+			seen = lastErr
+		case lastErr != "":
+			seen += "; then: " + lastErr
+		}
+		return fmt.Errorf("%s after %s (timeout %s; last: %s): %w", what, since(start), timeout, seen, err)
 	}
 	return nil
 }
