@@ -37,14 +37,8 @@ func (e *Engine) waitingLen() int {
 	return len(e.waiting.jobs)
 }
 
-// at is when j is due: its verify deadline while it is Verifying, its
-// NotBefore otherwise.
-func (j job) at() time.Time {
-	if j.rec.State == ha.Verifying {
-		return j.rec.VerifyBy
-	}
-	return j.rec.NotBefore
-}
+// at is when j is due (ha.Record.DueAt).
+func (j job) at() time.Time { return j.rec.DueAt() }
 
 // take removes and returns the held jobs due at now, or, with ep set,
 // those of episode ep.

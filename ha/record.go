@@ -125,6 +125,15 @@ func (r Record) Duration() time.Duration {
 	return r.FinishedAt.Sub(r.StartedAt)
 }
 
+// DueAt is when an unfinished run next needs the engine: its verify
+// deadline while it is Verifying, its NotBefore otherwise (zero: at once).
+func (r Record) DueAt() time.Time {
+	if r.State == Verifying {
+		return r.VerifyBy
+	}
+	return r.NotBefore
+}
+
 // Counts reports whether the run counts against its playbook's limits: it
 // was decided to run (claimed, running or finished), or would have been in
 // a dry run. A run a guard or anything else skipped does not count.

@@ -178,11 +178,7 @@ func (s *simulation) nextDue() (time.Time, bool, error) {
 	}
 	var first time.Time
 	for _, r := range recs {
-		at := r.NotBefore
-		if r.State == ha.Verifying {
-			at = r.VerifyBy
-		}
-		if at.After(s.now()) && (first.IsZero() || at.Before(first)) {
+		if at := r.DueAt(); at.After(s.now()) && (first.IsZero() || at.Before(first)) {
 			first = at
 		}
 	}
@@ -230,16 +226,7 @@ func (s *simulation) busy() (bool, error) {
 	}
 	now := s.now()
 	for _, r := range recs {
-		switch r.State {
-		case ha.Claimed:
-			if !r.NotBefore.After(now) {
-				return true, nil
-			}
-		case ha.Verifying:
-			if !r.VerifyBy.After(now) {
-				return true, nil
-			}
-		default:
+		if r.State == ha.Running || !r.DueAt().After(now) {
 			return true, nil
 		}
 	}
