@@ -57,6 +57,11 @@ type Breaker struct {
 	MaxFailures int            `yaml:"max_failures"`
 	MaxRuns     int            `yaml:"max_runs"`
 	Window      model.Duration `yaml:"window"`
+	// OnOpen is a step list, in the playbook format, run once each time
+	// the breaker opens (to page someone). It stays a node here: its
+	// actions are built, with their positions, once the action registry
+	// exists (playbooks.ParseSteps).
+	OnOpen *yaml.Node `yaml:"on_open"`
 }
 
 // Kubernetes says how to reach the API server.

@@ -16,14 +16,16 @@ import (
 // {max_failures: 3, window: 10m}; three runs of exec false open it, which a
 // second playbook then feels too (skipped breaker_open); the breaker is
 // still open after a restart; POST /api/v1/breaker/reset closes it and runs
-// resume.
+// resume. Its on_open step pages once, with why it opened.
 func TestBreakerOpensAndResets(t *testing.T) {
 	requireE2E(t)
 	dir := t.TempDir()
 	ran := filepath.Join(dir, "ran.log")
 	writeFile(t, filepath.Join(dir, "token"), token+"\n")
+	paged := filepath.Join(dir, "paged.log")
 	writeFile(t, filepath.Join(dir, "selfheal.yml"), "receiver:\n  bearer_token_file: token\nplaybooks:\n  files: [playbooks/*.yaml]\n"+
-		"engine:\n  workers: 1\n  shutdown_grace: 1s\nlimits:\n  breaker: {max_failures: 3, window: 10m}\n")
+		"engine:\n  workers: 1\n  shutdown_grace: 1s\nlimits:\n  breaker:\n    max_failures: 3\n    window: 10m\n"+
+		fmt.Sprintf("    on_open: [{name: page, action: exec, with: {command: [/bin/sh, -c, 'echo \"$SELFHEAL_ANNOTATION_DESCRIPTION\" >> %s']}}]\n", paged))
 	writeFile(t, filepath.Join(dir, "playbooks", "p.yaml"), fmt.Sprintf(`playbooks:
   - name: failing
     match: ['alertname=~"F.*"']
@@ -60,6 +62,9 @@ func TestBreakerOpensAndResets(t *testing.T) {
 	log, err := os.ReadFile(d.log)
 	require.NoError(t, err)
 	require.Contains(t, string(log), "CIRCUIT BREAKER OPEN")
+	eventually(t, 10*time.Second, "on_open to page", func() bool { return len(lines(t, paged)) == 1 })
+	require.Equal(t, []string{"3 runs failed or unhealed in the last 10m (max_failures: 3)"}, lines(t, paged))
+	require.Equal(t, map[string]int{"succeeded ": 1}, states("breaker.on_open"), "the page is a run in the API")
 
 	d.stop(t)
 	d = startSelfheal(t, dir, storage, port)
@@ -73,4 +78,5 @@ func TestBreakerOpensAndResets(t *testing.T) {
 	require.Equal(t, 202, d.postAlerts(t, withAlertname(t, "H2"), token))
 	eventually(t, 30*time.Second, "H2 to run after the reset", func() bool { return len(lines(t, ran)) == 1 })
 	require.Equal(t, []string{"H2"}, lines(t, ran))
+	require.Len(t, lines(t, paged), 1, "paged once: not again after the restart or the reset")
 }

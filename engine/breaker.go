@@ -6,7 +6,9 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/selfheal/selfheal/alert"
 	"github.com/selfheal/selfheal/ha"
+	"github.com/selfheal/selfheal/playbooks"
 )
 
 // Breaker configures the global circuit breaker: it opens once MaxFailures
@@ -17,6 +19,64 @@ type Breaker struct {
 	MaxFailures int
 	MaxRuns     int
 	Window      time.Duration
+	// OnOpen are steps run once each time the breaker opens: a run of its
+	// own, recorded under the playbook name BreakerOnOpen, for an alert
+	// named SelfhealCircuitBreakerOpen whose description is why it opened.
+	OnOpen []playbooks.Step
+}
+
+// BreakerOnOpen is the playbook name the runs of Breaker.OnOpen are
+// recorded under; no playbook can have it, as names have no dot.
+const BreakerOnOpen = "breaker.on_open"
+
+// breakerPlaybook is the playbook the runs of b.OnOpen run as; nil when b
+// has no on_open steps.
+func breakerPlaybook(b Breaker) *playbooks.Playbook {
+	if len(b.OnOpen) == 0 {
+		return nil
+	}
+	return &playbooks.Playbook{Name: BreakerOnOpen, On: alert.Firing, Source: "limits.breaker.on_open", Steps: b.OnOpen}
+}
+
+// onOpen claims the run of the breaker's on_open steps for the breaker
+// that opened, st, and hands it to a worker. A failure to claim it is
+// logged; the breaker stays open, with its log line and metric.
+func (e *Engine) onOpen(st ha.BreakerState) {
+	pb := e.breakerPB
+	if pb == nil {
+		return
+	}
+	labels := map[string]string{"alertname": "SelfhealCircuitBreakerOpen"}
+	a := alert.Alert{
+		Status: alert.Firing, Labels: labels, Fingerprint: alert.Fingerprint(labels), StartsAt: st.OpenedAt,
+		Annotations: map[string]string{
+			"summary":     "selfheal circuit breaker open: all automation is paused until POST /api/v1/breaker/reset",
+			"description": st.Reason,
+			"node":        e.log.Node(),
+		},
+	}
+	rec := ha.Record{
+		ID: ha.RunID(pb.Name, a.Episode()), Playbook: pb.Name, Source: pb.Source,
+		Episode: a.Episode(), Alert: a, ClaimedAt: st.OpenedAt, NotBefore: st.OpenedAt,
+	}
+	stored, won, err := e.log.Claim(rec)
+	if err != nil {
+		e.lg.Error("claim the run of limits.breaker.on_open; it does not run", "err", err)
+		return
+	}
+	if won {
+		e.lg.Warn("running limits.breaker.on_open", "run", stored.ID, "steps", len(pb.Steps))
+		e.hold(job{rec: stored, pb: pb})
+	}
+}
+
+// playbook returns the playbook a record of name runs: the active one, or
+// the breaker's on_open steps.
+func (e *Engine) playbook(name string) *playbooks.Playbook {
+	if name == BreakerOnOpen {
+		return e.breakerPB
+	}
+	return e.Playbooks().Get(name)
 }
 
 func (b Breaker) enabled() bool { return b.Window > 0 && (b.MaxFailures > 0 || b.MaxRuns > 0) }
@@ -68,6 +128,7 @@ func (e *Engine) checkBreaker() error {
 	e.m.breakerOpens.Inc()
 	e.lg.Error("CIRCUIT BREAKER OPEN: all automation is paused; every run is recorded skipped (breaker_open) until POST /api/v1/breaker/reset",
 		"reason", reason)
+	e.onOpen(st)
 	return nil
 }
 

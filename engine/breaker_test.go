@@ -2,14 +2,19 @@ package engine_test
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/selfheal/selfheal/alert"
 	"github.com/selfheal/selfheal/engine"
+	"github.com/selfheal/selfheal/ha"
+	"github.com/selfheal/selfheal/playbooks"
 )
 
 // TestBreakerOpensPausesEverythingAndResets: after 3 failed runs in 10m the
@@ -68,4 +73,44 @@ func TestBreakerOpensPausesEverythingAndResets(t *testing.T) {
 	f.put(t, next)
 	f.settle(t)
 	require.Equal(t, 1, f.rec.count(), "runs resume after the reset, though 3 failures are still in the window")
+}
+
+// TestBreakerOnOpenPages: when the breaker opens, its on_open steps run
+// once, as a run of their own recorded under breaker.on_open, with why it
+// opened in the alert they get; the paused runs do not start them again.
+func TestBreakerOnOpenPages(t *testing.T) {
+	const pbs = `playbooks:
+  - name: failing
+    match: ['alertname="DiskFull"']
+    steps: [{name: s, action: record}]
+`
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{fail: func(n int) error {
+			if n < 2 {
+				return errors.New("exit status 1")
+			}
+			return nil
+		}}
+		var node yaml.Node
+		require.NoError(t, yaml.Unmarshal([]byte(`[{name: page, action: record, with: {note: '{{ .Annotations.description }}'}}]`), &node))
+		steps, err := playbooks.ParseSteps(recording(t, rec), "selfheal.yml", "limits.breaker.on_open", node.Content[0])
+		require.NoError(t, err)
+		opts := engine.Options{Breaker: engine.Breaker{MaxFailures: 2, Window: 10 * time.Minute, OnOpen: steps}}
+		f := newFixtureRec(t, t.TempDir(), pbs, opts, rec, nil)
+		a := episodesOf("w1", 4, time.Now())
+		f.put(t, a[:2])
+		synctest.Wait()
+		f.settle(t)
+		f.put(t, a[2:])
+		synctest.Wait()
+		f.settle(t)
+		require.Equal(t, map[string]int{"failed ": 2, "skipped breaker_open": 2}, f.byState(t, "failing"))
+		require.Equal(t, map[string]int{"succeeded ": 1}, f.byState(t, engine.BreakerOnOpen), "on_open ran once")
+		require.Equal(t, []string{"s", "s", "page"}, f.steps())
+		recs, err := f.log.List(0)
+		require.NoError(t, err)
+		i := slices.IndexFunc(recs, func(r ha.Record) bool { return r.Playbook == engine.BreakerOnOpen })
+		require.Equal(t, "SelfhealCircuitBreakerOpen", recs[i].Alert.Name())
+		require.Equal(t, "2 runs failed or unhealed in the last 10m (max_failures: 2)", recs[i].Alert.Annotations["description"])
+	})
 }

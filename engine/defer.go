@@ -9,9 +9,10 @@ import (
 	"github.com/selfheal/selfheal/ha"
 )
 
-// waiting holds the claimed runs that are not due yet (a delay, a window
-// that has not opened), by run id. They are on disk as claimed with their
-// NotBefore, so a restart holds them again.
+// waiting holds, by run id, the claimed runs that are not due yet (a delay,
+// a window that has not opened), those waiting for their verification, and
+// the final runs whose repeat is pending. They are on disk with their
+// NotBefore, VerifyBy or RepeatAt, so a restart holds them again.
 type waiting struct {
 	mu   sync.Mutex
 	jobs map[string]job
@@ -28,7 +29,11 @@ func (e *Engine) hold(j job) {
 	case e.waiting.wake <- struct{}{}:
 	default:
 	}
-	e.lg.Info("run waits", "run", j.rec.ID, "playbook", j.pb.Name, "until", j.at(), "why", j.rec.Waiting)
+	if j.rec.State.Final() {
+		e.lg.Info("run repeats if its alert still fires then", "run", j.rec.ID, "playbook", j.rec.Playbook, "at", j.at())
+		return
+	}
+	e.lg.Info("run waits", "run", j.rec.ID, "playbook", j.rec.Playbook, "until", j.at(), "why", j.rec.Waiting)
 }
 
 func (e *Engine) waitingLen() int {
@@ -101,6 +106,9 @@ func (e *Engine) schedule(ctx context.Context) error {
 // resolved meanwhile or a blackout holds, held again if its window has not
 // opened, queued for a worker otherwise.
 func (e *Engine) due(ctx context.Context, j job) error {
+	if j.rec.State.Final() {
+		return e.repeat(ctx, j.rec)
+	}
 	resolved, err := e.log.Resolved(j.rec.Episode)
 	if err != nil {
 		// Kept for the next start, which reads it again.
@@ -138,6 +146,10 @@ func (e *Engine) due(ctx context.Context, j job) error {
 // settles those waiting for their verification as verified.
 func (e *Engine) cancelWaiting(ctx context.Context, ep alert.Episode) {
 	for _, j := range e.take(time.Time{}, &ep) {
+		if j.rec.State.Final() {
+			e.dropRepeat(ctx, j.rec)
+			continue
+		}
 		if j.rec.State == ha.Verifying {
 			e.verified(ctx, j, true)
 			continue

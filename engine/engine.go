@@ -37,6 +37,10 @@ type Log interface {
 	Unfinished() ([]ha.Record, error)
 	Get(id string) (ha.Record, bool, error)
 	Resolved(ep alert.Episode) (bool, error)
+	// Repeats returns the final records whose repeat is pending;
+	// RepeatDone records one decided.
+	Repeats() ([]ha.Record, error)
+	RepeatDone(id string) error
 	History
 	BreakerLog
 	// Node is the name this replica writes into records.
@@ -80,6 +84,7 @@ type Engine struct {
 	m    *metrics
 
 	breakerMu  sync.Mutex // serialises opening and resetting the breaker
+	breakerPB  *playbooks.Playbook
 	playbooks  atomic.Pointer[playbooks.Set]
 	queue      chan job
 	waiting    waiting
@@ -115,13 +120,14 @@ func New(src Source, log Log, opts Options) *Engine {
 		opts.Now = opts.Clock.Now
 	}
 	e := &Engine{
-		src:     src,
-		log:     log,
-		opts:    opts,
-		lg:      opts.Logger.With("component", "engine"),
-		m:       newMetrics(opts.Registerer),
-		queue:   make(chan job, opts.Queue),
-		waiting: waiting{jobs: map[string]job{}, wake: make(chan struct{}, 1)},
+		src:       src,
+		log:       log,
+		opts:      opts,
+		lg:        opts.Logger.With("component", "engine"),
+		m:         newMetrics(opts.Registerer),
+		queue:     make(chan job, opts.Queue),
+		waiting:   waiting{jobs: map[string]job{}, wake: make(chan struct{}, 1)},
+		breakerPB: breakerPlaybook(opts.Breaker),
 	}
 	e.playbooks.Store(&playbooks.Set{})
 	// An open breaker stays open across restarts: say so at once. (Were
@@ -201,9 +207,10 @@ func (e *Engine) resume(ctx context.Context) error {
 				"run", rec.ID, "state", rec.State, "recorded_node", rec.Node)
 			rec.Node = e.log.Node()
 		}
-		pb := e.Playbooks().Get(rec.Playbook)
+		pb := e.playbook(rec.Playbook)
 		if rec.State == ha.Running {
 			e.interrupted(&rec, pb)
+			rec.RepeatAt = e.nextRepeat(rec)
 			if err := e.write(ctx, "record interrupted run", func() error { return e.log.Update(rec) }); err != nil {
 				return err
 			}
@@ -218,6 +225,9 @@ func (e *Engine) resume(ctx context.Context) error {
 		if err := e.claimedOrWaiting(ctx, job{rec: rec, pb: pb}); err != nil {
 			return err
 		}
+	}
+	if err := e.resumeRepeats(ctx); err != nil {
+		return fmt.Errorf("read pending repeats: %w", err)
 	}
 	return nil
 }
@@ -283,7 +293,7 @@ func (e *Engine) handle(ctx context.Context, b alert.Batch) error {
 			continue
 		}
 		for _, pb := range set.Match(a) {
-			if err := e.claim(ctx, a, pb); err != nil {
+			if err := e.claim(ctx, a, pb, 0); err != nil {
 				return err
 			}
 		}
@@ -292,10 +302,11 @@ func (e *Engine) handle(ctx context.Context, b alert.Batch) error {
 }
 
 // claim decides pb for a (Decide) and records the decision: a claimed run,
-// queued for a worker, or a skipped one with its reason. A run already
-// recorded for the episode is not decided again.
-func (e *Engine) claim(ctx context.Context, a alert.Alert, pb *playbooks.Playbook) error {
-	id := ha.RunID(pb.Name, a.Episode())
+// queued for a worker, or a skipped one with its reason. It is the episode's
+// first run, or with repeat > 0 that repeat of it (repeat_after). A run
+// already recorded is not decided again.
+func (e *Engine) claim(ctx context.Context, a alert.Alert, pb *playbooks.Playbook, repeat int) error {
+	id := ha.RepeatID(pb.Name, a.Episode(), repeat)
 	if old, found, err := e.log.Get(id); err != nil {
 		return err
 	} else if found {
@@ -320,10 +331,12 @@ func (e *Engine) claim(ctx context.Context, a alert.Alert, pb *playbooks.Playboo
 		DryRun:    e.opts.DryRun || pb.DryRun,
 		LimitKey:  d.Key,
 		ClaimedAt: now,
+		Repeat:    repeat,
 	}
 	switch d.Verdict {
 	case Skip:
 		rec.State, rec.SkipReason, rec.Reason, rec.NextAllowedAt = ha.Skipped, d.Reason, d.Explain, d.NextAllowed
+		rec.RepeatAt = e.nextRepeat(rec)
 	case Defer:
 		rec.NotBefore, rec.Waiting = d.NotBefore, d.Explain
 	}
@@ -358,6 +371,7 @@ func (e *Engine) enqueue(ctx context.Context, j job) error {
 func (e *Engine) skip(rec ha.Record, reason string) {
 	rec.State, rec.Reason = ha.Skipped, reason
 	rec.FinishedAt = e.opts.Now().UTC()
+	rec.RepeatAt = e.nextRepeat(rec)
 	if err := e.log.Update(rec); err != nil {
 		e.lg.Error("record skipped run", "run", rec.ID, "err", err)
 		return

@@ -94,11 +94,24 @@ func newFixture(t *testing.T, dir, yaml string, opts engine.Options) *fixture {
 // wrap(log) instead of the log itself, when wrap is not nil.
 func newFixtureWith(t *testing.T, dir, yaml string, opts engine.Options, wrap func(*ha.Log) engine.Log) *fixture {
 	t.Helper()
-	f := &fixture{rec: &recorder{}, reg: prometheus.NewPedanticRegistry()}
+	return newFixtureRec(t, dir, yaml, opts, &recorder{}, wrap)
+}
+
+// recording returns a registry whose one action, "record", is rec.
+func recording(t *testing.T, rec *recorder) *actions.Registry {
+	t.Helper()
 	reg := actions.NewRegistry()
 	require.NoError(t, reg.Register(actions.Typed("record", "records calls", "",
 		func() *recParams { return &recParams{} },
-		func(*recParams) (actions.Action, error) { return f.rec, nil })))
+		func(*recParams) (actions.Action, error) { return rec, nil })))
+	return reg
+}
+
+// newFixtureRec is newFixtureWith with the "record" action being rec.
+func newFixtureRec(t *testing.T, dir, yaml string, opts engine.Options, rec *recorder, wrap func(*ha.Log) engine.Log) *fixture {
+	t.Helper()
+	f := &fixture{rec: rec, reg: prometheus.NewPedanticRegistry()}
+	reg := recording(t, rec)
 	pbs, err := playbooks.Parse(reg, "test.yaml", []byte(yaml))
 	require.NoError(t, err)
 	set, err := playbooks.NewSet(pbs)

@@ -77,6 +77,7 @@ func (e *Engine) execute(ctx context.Context, j job) {
 // end records rec's outcome, finished now.
 func (e *Engine) end(ctx context.Context, rec ha.Record) {
 	rec.FinishedAt = e.opts.Now().UTC()
+	rec.RepeatAt = e.nextRepeat(rec)
 	if err := e.write(ctx, "record run outcome", func() error { return e.log.Update(rec) }); err != nil {
 		e.lg.Error("record run outcome; the next start records it as interrupted", "run", rec.ID, "err", err)
 	}
@@ -265,9 +266,15 @@ func (e *Engine) finished(rec ha.Record) {
 	if rec.Reason != "" {
 		attrs = append(attrs, "reason", rec.Reason)
 	}
+	if !rec.RepeatAt.IsZero() {
+		attrs = append(attrs, "repeat_at", rec.RepeatAt)
+	}
 	if rec.State == ha.Failed {
 		e.lg.Warn("run finished", attrs...)
-		return
+	} else {
+		e.lg.Info("run finished", attrs...)
 	}
-	e.lg.Info("run finished", attrs...)
+	if !rec.RepeatAt.IsZero() {
+		e.hold(job{rec: rec, pb: e.playbook(rec.Playbook)})
+	}
 }

@@ -58,6 +58,8 @@ func (l *memLog) Breaker() (ha.BreakerState, error)            { return ha.Break
 func (l *memLog) SetBreaker(ha.BreakerState) error             { return nil }
 func (l *memLog) Outcomes(time.Time) (int, int, error)         { return 0, 0, nil }
 func (l *memLog) Node() string                                 { return "n1" }
+func (l *memLog) Repeats() ([]ha.Record, error)                { return nil, nil }
+func (l *memLog) RepeatDone(string) error                      { return nil }
 func (l *memLog) Update(ha.Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -19,6 +19,9 @@ var (
 	// bucketByKey indexes the runs that count against limits (see
 	// Record.Counts) by playbook and limit key, then claim time.
 	bucketByKey = []byte("runs_by_key")
+	// bucketRepeats holds the ids of the final records whose repeat
+	// (RepeatAt) is not decided yet.
+	bucketRepeats = []byte("repeats_pending")
 )
 
 // ErrBackwards is returned by Update for a state change that goes back.
@@ -55,7 +58,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("open execution log %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRuns, bucketByTime, bucketEpisodes, bucketByKey, bucketBreaker, bucketFailedByTime} {
+		for _, b := range [][]byte{bucketRuns, bucketByTime, bucketEpisodes, bucketByKey, bucketBreaker, bucketFailedByTime, bucketRepeats} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -108,6 +111,9 @@ func (l *Log) Claim(rec Record) (Record, bool, error) {
 		if err := index(tx, rec); err != nil {
 			return err
 		}
+		if err := indexRepeat(tx, rec); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketByTime).Put(timeKey(rec.ClaimedAt, rec.ID), nil)
 	})
 	if err != nil {
@@ -139,6 +145,9 @@ func (l *Log) Update(rec Record) error {
 		}
 		if !old.State.Final() {
 			if err := indexFailed(tx, rec); err != nil {
+				return err
+			}
+			if err := indexRepeat(tx, rec); err != nil {
 				return err
 			}
 		}
@@ -247,6 +256,9 @@ func (l *Log) Prune(cutoff time.Time) (int, error) {
 			if err := unindexFailed(tx, rec); err != nil {
 				return err
 			}
+			if err := tx.Bucket(bucketRepeats).Delete([]byte(rec.ID)); err != nil {
+				return err
+			}
 			if err := c.Delete(); err != nil {
 				return err
 			}
@@ -256,6 +268,48 @@ func (l *Log) Prune(cutoff time.Time) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// Repeats returns the final records whose repeat is not decided yet (see
+// Record.RepeatAt), in no particular order: what a start must hold again.
+func (l *Log) Repeats() ([]Record, error) {
+	var out []Record
+	err := l.db.View(func(tx *bolt.Tx) error {
+		runs := tx.Bucket(bucketRuns)
+		return tx.Bucket(bucketRepeats).ForEach(func(id, _ []byte) error {
+			v := runs.Get(id)
+			if v == nil {
+				return nil
+			}
+			var rec Record
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			out = append(out, rec)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// RepeatDone records that the repeat of the run id is decided: claimed,
+// or not wanted any more (its episode resolved, its playbook changed).
+func (l *Log) RepeatDone(id string) error {
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRepeats).Delete([]byte(id))
+	})
+	if err != nil {
+		return fmt.Errorf("record the repeat of run %s decided: %w", id, err)
+	}
+	return nil
+}
+
+// indexRepeat records rec's repeat as pending when rec is final with one.
+func indexRepeat(tx *bolt.Tx, rec Record) error {
+	if !rec.State.Final() || rec.RepeatAt.IsZero() {
+		return nil
+	}
+	return tx.Bucket(bucketRepeats).Put([]byte(rec.ID), nil)
 }
 
 // KeyRuns returns the runs of playbook that count against its limits for

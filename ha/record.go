@@ -6,6 +6,7 @@
 package ha
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/selfheal/selfheal/alert"
@@ -57,7 +58,8 @@ func (s State) Final() bool { return s.rank() == 4 }
 
 // Record is one run of one playbook for one episode.
 type Record struct {
-	// ID is RunID(playbook, episode): the same on every node.
+	// ID is RunID(playbook, episode), or RepeatID for a repeat: the same
+	// on every node.
 	ID       string        `json:"id"`
 	Playbook string        `json:"playbook"`
 	Source   string        `json:"source"`
@@ -88,7 +90,14 @@ type Record struct {
 	Waiting   string    `json:"waiting,omitempty"`
 	// VerifyBy is, for a Verifying run, when it becomes unhealed unless
 	// its alert resolved.
-	VerifyBy   time.Time    `json:"verifyBy,omitzero"`
+	VerifyBy time.Time `json:"verifyBy,omitzero"`
+	// Repeat is, for a run that repeat_after started, how many runs of the
+	// episode came before it; 0 for the episode's first.
+	Repeat int `json:"repeat,omitempty"`
+	// RepeatAt is, on a final record of a playbook with repeat_after, when
+	// the playbook runs again for the episode if it still fires then. The
+	// record of that repeat is RepeatID(playbook, episode, Repeat+1).
+	RepeatAt   time.Time    `json:"repeatAt,omitzero"`
 	Steps      []StepRecord `json:"steps,omitempty"`
 	ClaimedAt  time.Time    `json:"claimedAt"`
 	StartedAt  time.Time    `json:"startedAt,omitzero"`
@@ -117,6 +126,15 @@ func RunID(playbook string, ep alert.Episode) string {
 	return playbook + "/" + ep.Key()
 }
 
+// RepeatID is the id of the n-th repeat (repeat_after) of playbook for
+// episode; the 0th is the first run, RunID.
+func RepeatID(playbook string, ep alert.Episode, n int) string {
+	if n == 0 {
+		return RunID(playbook, ep)
+	}
+	return fmt.Sprintf("%s/repeat-%d", RunID(playbook, ep), n)
+}
+
 // Duration is how long the run took, or 0 while it is not finished.
 func (r Record) Duration() time.Duration {
 	if r.StartedAt.IsZero() || r.FinishedAt.IsZero() {
@@ -125,11 +143,15 @@ func (r Record) Duration() time.Duration {
 	return r.FinishedAt.Sub(r.StartedAt)
 }
 
-// DueAt is when an unfinished run next needs the engine: its verify
-// deadline while it is Verifying, its NotBefore otherwise (zero: at once).
+// DueAt is when a run next needs the engine: its verify deadline while it
+// is Verifying, its RepeatAt once it is final (zero: never), its NotBefore
+// otherwise (zero: at once).
 func (r Record) DueAt() time.Time {
-	if r.State == Verifying {
+	switch {
+	case r.State == Verifying:
 		return r.VerifyBy
+	case r.State.Final():
+		return r.RepeatAt
 	}
 	return r.NotBefore
 }

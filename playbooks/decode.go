@@ -34,8 +34,6 @@ type rawPlaybook struct {
 	DryRun      *yaml.Node `yaml:"dry_run"`
 	Steps       *yaml.Node `yaml:"steps"`
 
-	// Planned: part of the format (DESIGN §4) but not implemented. They are
-	// accepted by the schema and rejected unless zero, never ignored.
 	Delay       *yaml.Node `yaml:"delay"`
 	RepeatAfter *yaml.Node `yaml:"repeat_after"`
 	Windows     *yaml.Node `yaml:"windows"`
@@ -101,7 +99,7 @@ func (p *parser) playbook(n *yaml.Node, path string, seen map[string]*yaml.Node)
 		p.decode(raw.DryRun, path+".dry_run", &pb.DryRun)
 	}
 	pb.Delay = p.delay(raw.Delay, path+".delay", pb.On)
-	p.planned(raw.RepeatAfter, path+".repeat_after", true)
+	pb.RepeatAfter = p.repeatAfter(raw.RepeatAfter, path+".repeat_after", pb.On)
 	pb.Windows = p.windows(raw.Windows, path+".windows")
 	pb.Blackouts = p.windows(raw.Blackouts, path+".blackouts")
 	pb.Limits = p.limits(raw.Limits, path+".limits")
@@ -194,25 +192,6 @@ func (p *parser) matchers(m, n *yaml.Node, path string) labels.Matchers {
 		ms = append(ms, m)
 	}
 	return ms
-}
-
-// planned rejects a field that is part of the format but not implemented,
-// unless it holds its zero value: null, an empty list or mapping, or for a
-// duration 0s.
-func (p *parser) planned(n *yaml.Node, path string, duration bool) {
-	if !present(n) {
-		return
-	}
-	switch {
-	case duration:
-		var d model.Duration
-		if !p.decode(n, path, &d) || d == 0 {
-			return
-		}
-	case (n.Kind == yaml.SequenceNode || n.Kind == yaml.MappingNode) && len(n.Content) == 0:
-		return
-	}
-	p.errorf(n, path, "not supported yet (planned)")
 }
 
 // verify decodes a playbook's `verify`: only a playbook acting on firing

@@ -156,3 +156,27 @@ func (p *parser) delay(n *yaml.Node, path string, on alert.Status) time.Duration
 	}
 	return 0
 }
+
+// MinRepeatAfter is the shortest repeat_after: each repeat runs the whole
+// playbook again.
+const MinRepeatAfter = time.Minute
+
+// repeatAfter decodes a playbook's `repeat_after`: 0, or at least
+// MinRepeatAfter, for a playbook that acts on firing alerts.
+func (p *parser) repeatAfter(n *yaml.Node, path string, on alert.Status) time.Duration {
+	if !present(n) {
+		return 0
+	}
+	var d model.Duration
+	switch {
+	case !p.decode(n, path, &d):
+	case d == 0:
+	case time.Duration(d) < MinRepeatAfter:
+		p.errorf(n, path, "must be 0 (once per episode) or at least %s, got %s", model.Duration(MinRepeatAfter), d)
+	case on != alert.Firing:
+		p.errorf(n, path, "applies to playbooks that act on firing alerts; a resolved alert does not go on resolving")
+	default:
+		return time.Duration(d)
+	}
+	return 0
+}

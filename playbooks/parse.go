@@ -58,6 +58,25 @@ func Parse(reg *actions.Registry, source string, data []byte) ([]*Playbook, erro
 	return pbs, nil
 }
 
+// ParseSteps builds a step list that is not in a playbook file, such as
+// the daemon config's limits.breaker.on_open: n is its node in file, at
+// the YAML path path. Errors are positioned as Parse's are. A missing or
+// null n is no steps.
+func ParseSteps(reg *actions.Registry, file, path string, n *yaml.Node) ([]Step, error) {
+	if n == nil || strictyaml.IsNull(n) {
+		return nil, nil
+	}
+	if reg == nil {
+		reg = actions.NewRegistry()
+	}
+	p := &parser{reg: reg, file: file}
+	steps := p.stepList(n, path)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return steps, nil
+}
+
 // parser collects the errors of one file while building its playbooks.
 type parser struct {
 	reg      *actions.Registry

@@ -106,10 +106,8 @@ func TestParseGolden(t *testing.T) {
 	}
 }
 
-// TestParsePlanned checks fields of the format that are not implemented
-// (accepted at their zero value, rejected otherwise, never ignored) and
-// verify and on_failure.
-func TestParsePlanned(t *testing.T) {
+// TestParseTiming checks delay, repeat_after, verify and on_failure.
+func TestParseTiming(t *testing.T) {
 	const head = "playbooks:\n  - name: a\n    match: [x=\"y\"]\n    steps: [{name: s, action: exec, with: {command: [\"true\"]}}]\n"
 	for _, tc := range []struct {
 		field string
@@ -122,7 +120,10 @@ func TestParsePlanned(t *testing.T) {
 		{"delay", "soon", `pb.yaml:5:12: playbooks[0].delay: not a valid duration string: "soon"`},
 		{"repeat_after", "0s", ""},
 		{"repeat_after", "", ""},
-		{"repeat_after", "1h", "pb.yaml:5:19: playbooks[0].repeat_after: not supported yet (planned)"},
+		{"repeat_after", "1h", ""},
+		{"on", "resolved\n    repeat_after: 1h", "pb.yaml:6:19: playbooks[0].repeat_after: applies to playbooks that act on firing alerts; a resolved alert does not go on resolving"},
+		{"on", "resolved\n    delay: 1m", "pb.yaml:6:12: playbooks[0].delay: applies to playbooks that act on firing alerts; a resolved alert has nothing left to wait for"},
+		{"repeat_after", "30s", "pb.yaml:5:19: playbooks[0].repeat_after: must be 0 (once per episode) or at least 1m, got 30s"},
 		{"verify", "{}", `pb.yaml:5:13: playbooks[0].verify: missing required field "resolved_within"`},
 		{"verify", "{resolved_within: 15m}", ""},
 		{"verify", "{resolved_within: 0s}", "pb.yaml:5:31: playbooks[0].verify.resolved_within: must be greater than 0"},

@@ -37,7 +37,11 @@ type Playbook struct {
 	// before the playbook acts; resolved before that, nothing runs. 0 acts
 	// at once.
 	Delay time.Duration
-	Steps []Step
+	// RepeatAfter runs the playbook again for an episode at this interval,
+	// from when the run before started, while the episode fires; 0 runs it
+	// once per episode.
+	RepeatAfter time.Duration
+	Steps       []Step
 	// Verify closes the loop: nil, or how long after its steps succeed the
 	// alert must resolve before the run is unhealed.
 	Verify *Verify

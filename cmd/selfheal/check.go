@@ -66,6 +66,11 @@ func (c *checkCmd) run(stdout, stderr io.Writer) int {
 		report("actions", err)
 		return 1
 	}
+	if cfg != nil {
+		if _, err := breakerFrom(cfg, c.configFile, reg); err != nil {
+			report(c.configFile, err)
+		}
+	}
 	sel, err := playbookSelector(cfg)
 	if err != nil {
 		report("label selector", err)

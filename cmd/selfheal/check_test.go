@@ -170,3 +170,18 @@ func TestCheckConfigReportsEveryError(t *testing.T) {
 		stderr)
 	require.NotContains(t, stderr, "PASSWORD")
 }
+
+// TestCheckBreakerOnOpen: the steps of limits.breaker.on_open are checked
+// like a playbook's, each error at its position in the config file, with
+// no secret in the output.
+func TestCheckBreakerOnOpen(t *testing.T) {
+	const file = "testdata/bad-on-open.yml"
+	code, stdout, stderr := runCLI(t, "", "check", "--config.file="+file)
+	require.Equal(t, 1, code)
+	require.Equal(t, "SUCCESS: "+file+" is a valid config file\n", stdout)
+	require.Contains(t, stderr, "FAILED: "+file+"\n")
+	require.Contains(t, stderr, "  "+file+":"+position(t, file, "'https://")+": limits.breaker.on_open[0].with.url: ")
+	require.Contains(t, stderr, "  "+file+":"+positions(t, file, "page")[1]+`: limits.breaker.on_open[1].name: step "page" is already defined at `+file+":"+position(t, file, "page"))
+	require.Contains(t, stderr, "  "+file+":"+position(t, file, "exce")+`: limits.breaker.on_open[1].action: unknown action "exce"`)
+	require.NotContains(t, stderr, "s3cret")
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/model"
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/config"
@@ -62,6 +63,28 @@ type dryPlaybook struct {
 	Limits   string           `json:"limits,omitempty"`
 	Decision *engine.Decision `json:"decision,omitempty"`
 	Steps    []dryStep        `json:"steps,omitempty"`
+	// Then says what happens after the steps: verification, on_failure,
+	// repeats.
+	Then []string `json:"then,omitempty"`
+}
+
+// then describes what pb does once its steps ran.
+func then(pb *playbooks.Playbook) []string {
+	var out []string
+	if pb.Verify != nil {
+		out = append(out, fmt.Sprintf("waits up to %s for the alert to resolve (verify.resolved_within); if it does not, the run is unhealed", model.Duration(pb.Verify.ResolvedWithin)))
+	}
+	if len(pb.OnFailure) > 0 {
+		names := make([]string, len(pb.OnFailure))
+		for i, st := range pb.OnFailure {
+			names[i] = st.Name + " [" + st.ActionID + "]"
+		}
+		out = append(out, "if a step fails or the run is unhealed, on_failure runs: "+strings.Join(names, ", "))
+	}
+	if pb.RepeatAfter > 0 {
+		out = append(out, fmt.Sprintf("runs again %s after it started, and so on, while the alert fires (repeat_after); each repeat is decided like this run: breaker, blackouts, limits, windows", model.Duration(pb.RepeatAfter)))
+	}
+	return out
 }
 
 // dryHistory is the History dry-run decides against: the runs this
@@ -150,7 +173,7 @@ func (c *dryRunCmd) run(stdin io.Reader, stdout, stderr io.Writer) int {
 
 func report(ctx context.Context, set *playbooks.Set, n *receiver.Notification, now time.Time) dryReport {
 	rep := dryReport{Notes: []string{
-		"The execution log is not consulted: a daemon runs a playbook at most once per episode, so a repeat of an episode it already handled starts nothing.",
+		"The execution log is not consulted: a daemon runs a playbook at most once per episode (and at its repeat_after, if it has one), so a re-delivery of an episode it already handled starts nothing.",
 	}}
 	history, limited := dryHistory{}, false
 	for _, a := range n.Alerts {
@@ -184,6 +207,7 @@ func report(ctx context.Context, set *playbooks.Set, n *receiver.Notification, n
 					}
 					dp.Steps = append(dp.Steps, ds)
 				}
+				dp.Then = then(pb)
 			}
 			da.Playbooks = append(da.Playbooks, dp)
 		}
@@ -241,6 +265,9 @@ func printReport(w io.Writer, rep dryReport) {
 				for _, d := range s.Plan.Details {
 					fmt.Fprintf(w, "      - %s\n", d)
 				}
+			}
+			for _, t := range p.Then {
+				fmt.Fprintf(w, "    then: %s\n", t)
 			}
 		}
 	}

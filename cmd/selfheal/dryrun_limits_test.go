@@ -113,7 +113,7 @@ func TestShadowRecordsWhatDryRunPrints(t *testing.T) {
 		}
 	}
 
-	stubs, err := stubbed(set, nil)
+	stubs, _, err := stubbed(set, nil, nil)
 	require.NoError(t, err)
 	sim, err := startSimulation(t.TempDir(), now, stubs, engine.Options{DryRun: true})
 	require.NoError(t, err)

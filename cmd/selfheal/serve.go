@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"k8s.io/klog/v2"
 
+	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/config"
 	"github.com/selfheal/selfheal/engine"
 	"github.com/selfheal/selfheal/ha"
@@ -90,12 +91,16 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	brk, err := breakerFrom(cfg, c.configFile, registry)
+	if err != nil {
+		return fmt.Errorf("load config %s:\n%w", c.configFile, err)
+	}
 	eng := engine.New(inbox, store, engine.Options{
 		Workers:       cfg.Engine.Workers,
 		Queue:         cfg.Engine.Queue,
 		DryRun:        cfg.DryRun,
 		ShutdownGrace: time.Duration(cfg.Engine.ShutdownGrace),
-		Breaker:       breakerFrom(cfg.Limits),
+		Breaker:       brk,
 		Logger:        logger,
 		Registerer:    reg,
 	})
@@ -256,12 +261,18 @@ func kubeStatus(w *kube.Watcher) func() any {
 	return func() any { return w.Status() }
 }
 
-// breakerFrom is the engine's breaker for limits.breaker; none without it.
-func breakerFrom(l config.Limits) engine.Breaker {
-	if l.Breaker == nil {
-		return engine.Breaker{}
+// breakerFrom is the engine's breaker for limits.breaker of the config
+// file, its on_open steps built through reg; none without it.
+func breakerFrom(cfg *config.Config, file string, reg *actions.Registry) (engine.Breaker, error) {
+	b := cfg.Limits.Breaker
+	if b == nil {
+		return engine.Breaker{}, nil
 	}
-	return engine.Breaker{MaxFailures: l.Breaker.MaxFailures, MaxRuns: l.Breaker.MaxRuns, Window: time.Duration(l.Breaker.Window)}
+	steps, err := playbooks.ParseSteps(reg, file, "limits.breaker.on_open", b.OnOpen)
+	if err != nil {
+		return engine.Breaker{}, err
+	}
+	return engine.Breaker{MaxFailures: b.MaxFailures, MaxRuns: b.MaxRuns, Window: time.Duration(b.Window), OnOpen: steps}, nil
 }
 
 // breaker and resetBreaker are the API's view of the breaker: nil without

@@ -60,19 +60,22 @@ func runTestFile(file string, w io.Writer) (tests, failed int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	// The placeholder deps, as check and dry-run have without a config:
+	// the actions only plan.
+	reg, err := newRegistry(nil, nil)
+	if err != nil {
+		return 0, 0, err
+	}
 	opts := engine.Options{}
 	if tf.Config != "" {
 		cfg, err := config.Load(tf.Config)
 		if err != nil {
 			return 0, 0, fmt.Errorf("config %s: %w", tf.Config, err)
 		}
-		opts.Breaker, opts.DryRun = breakerFrom(cfg.Limits), cfg.DryRun
-	}
-	// The placeholder deps, as check and dry-run have without a config:
-	// the actions only plan.
-	reg, err := newRegistry(nil, nil)
-	if err != nil {
-		return 0, 0, err
+		if opts.Breaker, err = breakerFrom(cfg, tf.Config, reg); err != nil {
+			return 0, 0, fmt.Errorf("config %s: %w", tf.Config, err)
+		}
+		opts.DryRun = cfg.DryRun
 	}
 	set, err := playbooks.LoadFiles(reg, tf.PlaybookFiles)
 	if err != nil {
@@ -155,10 +158,11 @@ func timeline(tc testCase, start time.Time) []*step {
 // runTest runs one test on its own engine and log. It returns "" when it
 // passed, else what differed.
 func runTest(tc testCase, set *playbooks.Set, start time.Time, opts engine.Options) (string, error) {
-	set, err := stubbed(set, tc.FailSteps)
+	set, onOpen, err := stubbed(set, opts.Breaker.OnOpen, tc.FailSteps)
 	if err != nil {
 		return "", err
 	}
+	opts.Breaker.OnOpen = onOpen
 	dir, err := os.MkdirTemp("", "selfheal-test-")
 	if err != nil {
 		return "", err

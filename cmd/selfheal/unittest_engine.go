@@ -75,8 +75,10 @@ func (p planned) Run(ctx context.Context, t actions.Target) (actions.Result, err
 	return actions.Result{Summary: "planned: " + plan.Summary}, nil
 }
 
-// stubbed returns set with every step's action replaced by a planned one.
-func stubbed(set *playbooks.Set, failSteps []string) (*playbooks.Set, error) {
+// stubbed returns set, and the breaker's on_open steps, with every step's
+// action replaced by a planned one. fail_steps names an on_open step as
+// breaker.on_open/<step>.
+func stubbed(set *playbooks.Set, onOpen []playbooks.Step, failSteps []string) (*playbooks.Set, []playbooks.Step, error) {
 	wrap := func(pb string, steps []playbooks.Step) []playbooks.Step {
 		out := slices.Clone(steps)
 		for i := range out {
@@ -94,12 +96,22 @@ func stubbed(set *playbooks.Set, failSteps []string) (*playbooks.Set, error) {
 		}
 		pbs = append(pbs, &c)
 	}
+	for _, st := range onOpen {
+		known[engine.BreakerOnOpen+"/"+st.Name] = true
+	}
 	for _, s := range failSteps {
 		if !known[s] {
-			return nil, fmt.Errorf("fail_steps: no step %q (want playbook/step)", s)
+			return nil, nil, fmt.Errorf("fail_steps: no step %q (want playbook/step)", s)
 		}
 	}
-	return playbooks.NewSet(pbs)
+	stubs, err := playbooks.NewSet(pbs)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(onOpen) > 0 {
+		onOpen = wrap(engine.BreakerOnOpen, onOpen)
+	}
+	return stubs, onOpen, nil
 }
 
 // simulation is one test's engine on a fake clock, with its own log.
@@ -170,9 +182,20 @@ func (s *simulation) advance(t time.Time) error {
 	return s.settle()
 }
 
+// pending returns the runs that need the engine at some time: those not
+// finished, and the finished ones whose repeat (repeat_after) is pending.
+func (s *simulation) pending() ([]ha.Record, error) {
+	recs, err := s.log.Unfinished()
+	if err != nil {
+		return nil, err
+	}
+	repeats, err := s.log.Repeats()
+	return append(recs, repeats...), err
+}
+
 // nextDue is the earliest time after now a run waits for.
 func (s *simulation) nextDue() (time.Time, bool, error) {
-	recs, err := s.log.Unfinished()
+	recs, err := s.pending()
 	if err != nil {
 		return time.Time{}, false, err
 	}
@@ -220,7 +243,7 @@ func (s *simulation) busy() (bool, error) {
 	if s.src.ackedUpTo() < s.seq {
 		return true, nil
 	}
-	recs, err := s.log.Unfinished()
+	recs, err := s.pending()
 	if err != nil {
 		return false, err
 	}
