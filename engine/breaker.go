@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -59,7 +60,7 @@ func (e *Engine) onOpen(st ha.BreakerState) {
 		ID: ha.RunID(pb.Name, a.Episode()), Playbook: pb.Name, Source: pb.Source,
 		Episode: a.Episode(), Alert: a, ClaimedAt: st.OpenedAt, NotBefore: st.OpenedAt,
 	}
-	stored, won, err := e.log.Claim(rec)
+	stored, won, err := e.log.Claim(context.Background(), rec)
 	if err != nil {
 		e.lg.Error("claim the run of limits.breaker.on_open; it does not run", "err", err)
 		return

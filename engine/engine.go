@@ -32,7 +32,7 @@ type Source interface {
 // Log is the execution log the engine records into (an *ha.Log).
 type Log interface {
 	Observe(a alert.Alert) (ha.Observation, error)
-	Claim(rec ha.Record) (ha.Record, bool, error)
+	Claim(ctx context.Context, rec ha.Record) (ha.Record, bool, error)
 	Update(rec ha.Record) error
 	Unfinished() ([]ha.Record, error)
 	Get(id string) (ha.Record, bool, error)
@@ -340,7 +340,7 @@ func (e *Engine) claim(ctx context.Context, a alert.Alert, pb *playbooks.Playboo
 	case Defer:
 		rec.NotBefore, rec.Waiting = d.NotBefore, d.Explain
 	}
-	stored, won, err := e.log.Claim(rec)
+	stored, won, err := e.log.Claim(ctx, rec)
 	if err != nil {
 		return err
 	}

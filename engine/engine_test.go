@@ -371,7 +371,7 @@ func testResumeAfterCrash(t *testing.T, node string) {
 	mk := func(name string, state ha.State) {
 		labels := map[string]string{"alertname": name, "selfhealing": "true"}
 		a := alert.Alert{Status: alert.Firing, Labels: labels, StartsAt: time.Unix(10, 0).UTC(), Fingerprint: alert.Fingerprint(labels)}
-		rec, _, err := log.Claim(ha.Record{ID: ha.RunID("p", a.Episode()), Playbook: "p", Episode: a.Episode(), Alert: a})
+		rec, _, err := log.Claim(context.Background(), ha.Record{ID: ha.RunID("p", a.Episode()), Playbook: "p", Episode: a.Episode(), Alert: a})
 		require.NoError(t, err)
 		if state != ha.Claimed {
 			rec.State = state
@@ -534,7 +534,7 @@ func TestStepRecordsReachDiskAsTheyHappen(t *testing.T) {
 	crashed := t.TempDir()
 	log, err := ha.Open(crashed, ha.Options{Node: "n0"})
 	require.NoError(t, err)
-	claimed, _, err := log.Claim(onDisk)
+	claimed, _, err := log.Claim(context.Background(), onDisk)
 	require.NoError(t, err)
 	claimed.State, claimed.Steps, claimed.StartedAt = ha.Running, onDisk.Steps, onDisk.StartedAt
 	require.NoError(t, log.Update(claimed))

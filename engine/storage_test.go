@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"syscall"
@@ -38,11 +39,11 @@ func (d *fullDisk) Observe(a alert.Alert) (ha.Observation, error) {
 	return d.Log.Observe(a)
 }
 
-func (d *fullDisk) Claim(rec ha.Record) (ha.Record, bool, error) {
+func (d *fullDisk) Claim(ctx context.Context, rec ha.Record) (ha.Record, bool, error) {
 	if err := d.fail("claim", rec); err != nil {
 		return ha.Record{}, false, err
 	}
-	return d.Log.Claim(rec)
+	return d.Log.Claim(ctx, rec)
 }
 
 func (d *fullDisk) Update(rec ha.Record) error {

@@ -46,6 +46,7 @@ func (l *Log) SetBreaker(st BreakerState) error {
 	if err != nil {
 		return fmt.Errorf("record the circuit breaker: %w", err)
 	}
+	l.broadcast(message{Breaker: &st})
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func TestOutcomesCountWhatTheBreakerCounts(t *testing.T) {
 		if set != nil {
 			set(&rec)
 		}
-		got, _, err := l.Claim(rec)
+		got, _, err := l.Claim(context.Background(), rec)
 		require.NoError(t, err)
 		return got
 	}

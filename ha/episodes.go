@@ -64,6 +64,12 @@ func (l *Log) Observe(a alert.Alert) (Observation, error) {
 	if err != nil {
 		return "", fmt.Errorf("observe episode %s: %w", a.Episode(), err)
 	}
+	switch obs {
+	case New:
+		l.broadcast(message{Episode: &episodeDelta{Key: string(key), Status: alert.Firing}})
+	case Ended:
+		l.broadcast(message{Episode: &episodeDelta{Key: string(key), Status: alert.Resolved, ResolvedAt: now}})
+	}
 	return obs, nil
 }
 

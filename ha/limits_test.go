@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ func TestKeyRunsHoldsWhatCountsAgainstLimits(t *testing.T) {
 		if set != nil {
 			set(&rec)
 		}
-		got, won, err := l.Claim(rec)
+		got, won, err := l.Claim(context.Background(), rec)
 		require.NoError(t, err)
 		require.True(t, won)
 		return got

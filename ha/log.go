@@ -2,11 +2,13 @@ package ha
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -42,9 +44,13 @@ type Options struct {
 // safe for concurrent use. Every write is fsynced before it returns, so a
 // claim is on disk before its action starts.
 type Log struct {
-	db   *bolt.DB
-	node string
-	now  func() time.Time
+	db     *bolt.DB
+	node   string
+	now    func() time.Time
+	gossip Gossip
+	// pruned is the last Prune's cutoff: records claimed before it are
+	// not taken back from peers.
+	pruned atomic.Pointer[time.Time]
 }
 
 // Open opens (or creates) the log in dir/log.db.
@@ -82,11 +88,18 @@ func (l *Log) Close() error { return l.db.Close() }
 func (l *Log) Node() string { return l.node }
 
 // Claim stores rec as Claimed by this node unless a record with its ID
-// exists. It returns the stored record and whether this call created it.
-// A rec whose State is Skipped (a guard's decision) is stored as it is, in
-// the same write: a crash can never leave it claimed, to be run after the
-// restart.
-func (l *Log) Claim(rec Record) (Record, bool, error) {
+// exists. It returns the record that stands and whether it is this
+// call's. A rec whose State is Skipped (a guard's decision) is stored as it
+// is, in the same write: a crash can never leave it claimed, to be run
+// after the restart.
+//
+// The claim is on disk before anything else happens. In a cluster it is
+// then sent to every live replica, which merges it and answers with the
+// version that stands there; Claim waits for the answers until ctx ends.
+// A replica that holds a claim that supersedes this one (an earlier claim,
+// or a decision further along) answers with it, and this call yields:
+// whoever claims first runs, and ties break the same way everywhere.
+func (l *Log) Claim(ctx context.Context, rec Record) (Record, bool, error) {
 	if rec.State != Skipped {
 		rec.State = Claimed
 	}
@@ -102,29 +115,76 @@ func (l *Log) Claim(rec Record) (Record, bool, error) {
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		runs := tx.Bucket(bucketRuns)
 		if v := runs.Get([]byte(rec.ID)); v != nil {
-			return json.Unmarshal(v, &stored)
+			if err := json.Unmarshal(v, &stored); err != nil {
+				return err
+			}
+			if stored.Alert.Labels != nil || stored.State != Claimed && !stored.State.Final() {
+				return nil
+			}
+			// Only a compact change of it is known: its claim is still
+			// on the way. The claim protocol decides between the two.
+			if Supersedes(stored, rec) {
+				return nil
+			}
+			if err := unindexAll(tx, stored); err != nil {
+				return err
+			}
 		}
 		won, stored = true, rec
 		if err := putJSON(runs, rec.ID, rec); err != nil {
 			return err
 		}
-		if err := index(tx, rec); err != nil {
-			return err
-		}
-		if err := indexRepeat(tx, rec); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketByTime).Put(timeKey(rec.ClaimedAt, rec.ID), nil)
+		return indexAll(tx, rec)
 	})
 	if err != nil {
 		return Record{}, false, fmt.Errorf("claim run %s: %w", rec.ID, err)
 	}
-	return stored, won, nil
+	if !won || l.gossip == nil {
+		return stored, won, nil
+	}
+	return l.confirm(ctx, rec)
+}
+
+// confirm sends the claim rec, on disk here, to the other replicas and
+// merges their answers. It returns the version that stands and whether it
+// is rec.
+func (l *Log) confirm(ctx context.Context, rec Record) (Record, bool, error) {
+	req, err := json.Marshal(rec)
+	if err != nil {
+		return Record{}, false, err
+	}
+	answers, err := l.gossip.Ask(ctx, req)
+	if err != nil {
+		return Record{}, false, fmt.Errorf("claim run %s: %w", rec.ID, err)
+	}
+	var stands Record
+	err = l.db.Update(func(tx *bolt.Tx) error {
+		for _, a := range answers {
+			var other Record
+			if err := json.Unmarshal(a, &other); err != nil || other.ID != rec.ID {
+				continue // a replica that answers nonsense is no answer
+			}
+			if _, err := l.merge(tx, other); err != nil {
+				return err
+			}
+		}
+		return json.Unmarshal(tx.Bucket(bucketRuns).Get([]byte(rec.ID)), &stands)
+	})
+	if err != nil {
+		return Record{}, false, fmt.Errorf("claim run %s: %w", rec.ID, err)
+	}
+	mine := stands.Node == rec.Node && stands.Epoch == rec.Epoch && stands.ClaimedAt.Equal(rec.ClaimedAt)
+	return stands, mine, nil
 }
 
 // Update replaces the stored record with rec. The state may stay or move
 // forward, never back, and a final state is never changed.
+//
+// A take-over (rec.Epoch above the stored one) replaces the record, claim
+// included. In a cluster, a version another replica took over is not
+// overwritten (ErrSuperseded). The change is broadcast, compact.
 func (l *Log) Update(rec Record) error {
+	var stored Record
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		runs := tx.Bucket(bucketRuns)
 		v := runs.Get([]byte(rec.ID))
@@ -135,11 +195,22 @@ func (l *Log) Update(rec Record) error {
 		if err := json.Unmarshal(v, &old); err != nil {
 			return err
 		}
-		if rec.State.rank() < old.State.rank() || (old.State.Final() && rec.State != old.State) {
+		if old.Epoch > rec.Epoch || old.Epoch == rec.Epoch && old.Node != rec.Node && rec.Node == l.node && l.gossip != nil {
+			return fmt.Errorf("%w: %s holds it now", ErrSuperseded, old.Node)
+		}
+		if old.Epoch == rec.Epoch && (rec.State.rank() < old.State.rank() || (old.State.Final() && rec.State != old.State)) {
 			return fmt.Errorf("%w: %s to %s", ErrBackwards, old.State, rec.State)
 		}
 		// What indexes the run is the claim's, whatever rec says.
 		rec.LimitKey, rec.ClaimedAt = old.LimitKey, old.ClaimedAt
+		rec.Rev = old.Rev + 1
+		if rec.Epoch > old.Epoch {
+			if err := unindexAll(tx, old); err != nil {
+				return err
+			}
+			stored = rec
+			return indexAllPut(tx, rec)
+		}
 		if err := index(tx, rec); err != nil {
 			return err
 		}
@@ -151,12 +222,24 @@ func (l *Log) Update(rec Record) error {
 				return err
 			}
 		}
+		stored = rec
 		return putJSON(runs, rec.ID, rec)
 	})
 	if err != nil {
 		return fmt.Errorf("update run %s: %w", rec.ID, err)
 	}
+	l.broadcast(message{Record: ptr(compact(stored))})
 	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// indexAllPut stores rec and indexes it.
+func indexAllPut(tx *bolt.Tx, rec Record) error {
+	if err := putJSON(tx.Bucket(bucketRuns), rec.ID, rec); err != nil {
+		return err
+	}
+	return indexAll(tx, rec)
 }
 
 // Get returns the record with id.
@@ -225,6 +308,7 @@ func (l *Log) Unfinished() ([]Record, error) {
 // neither are its runs, however old: a long-firing alert, or one whose
 // deliveries paused, never runs again. It returns how many runs it deleted.
 func (l *Log) Prune(cutoff time.Time) (int, error) {
+	l.pruned.Store(&cutoff)
 	n := 0
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		episodes := tx.Bucket(bucketEpisodes)

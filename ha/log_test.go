@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -51,20 +52,20 @@ func TestClaimIsOncePerIDAndSurvivesRestart(t *testing.T) {
 	a := testAlert(alert.Firing, time.Unix(100, 0))
 	rec := Record{ID: RunID("pb", a.Episode()), Playbook: "pb", Episode: a.Episode(), Alert: a}
 
-	got, won, err := l.Claim(rec)
+	got, won, err := l.Claim(context.Background(), rec)
 	require.NoError(t, err)
 	require.True(t, won)
 	require.Equal(t, Claimed, got.State)
 	require.Equal(t, "n1", got.Node)
 
-	_, won, err = l.Claim(rec)
+	_, won, err = l.Claim(context.Background(), rec)
 	require.NoError(t, err)
 	require.False(t, won, "a second claim for the same run must lose")
 	require.NoError(t, l.Close())
 
 	l = openLog(t, dir, nil)
 	defer l.Close()
-	_, won, err = l.Claim(rec)
+	_, won, err = l.Claim(context.Background(), rec)
 	require.NoError(t, err)
 	require.False(t, won, "a claim must survive a restart")
 	un, err := l.Unfinished()
@@ -77,7 +78,7 @@ func TestUpdateOnlyMovesForward(t *testing.T) {
 	l := openLog(t, t.TempDir(), nil)
 	defer l.Close()
 	a := testAlert(alert.Firing, time.Unix(100, 0))
-	rec, _, err := l.Claim(Record{ID: RunID("pb", a.Episode()), Episode: a.Episode(), Alert: a})
+	rec, _, err := l.Claim(context.Background(), Record{ID: RunID("pb", a.Episode()), Episode: a.Episode(), Alert: a})
 	require.NoError(t, err)
 
 	rec.State = Running
@@ -106,7 +107,7 @@ func TestListNewestFirst(t *testing.T) {
 	for i := range 3 {
 		now = now.Add(time.Second)
 		a := testAlert(alert.Firing, time.Unix(int64(i), 0))
-		_, _, err := l.Claim(Record{ID: RunID("pb", a.Episode()), Episode: a.Episode()})
+		_, _, err := l.Claim(context.Background(), Record{ID: RunID("pb", a.Episode()), Episode: a.Episode()})
 		require.NoError(t, err)
 	}
 	recs, err := l.List(2)
@@ -124,7 +125,7 @@ func TestPruneKeepsRunsOfEpisodesStillDelivered(t *testing.T) {
 	for _, a := range []alert.Alert{old, active} {
 		_, err := l.Observe(a)
 		require.NoError(t, err)
-		rec, _, err := l.Claim(Record{ID: RunID("pb", a.Episode()), Episode: a.Episode()})
+		rec, _, err := l.Claim(context.Background(), Record{ID: RunID("pb", a.Episode()), Episode: a.Episode()})
 		require.NoError(t, err)
 		rec.State = Succeeded
 		require.NoError(t, l.Update(rec))
@@ -159,7 +160,7 @@ func TestPruneNeverForgetsAnUnresolvedEpisode(t *testing.T) {
 	for _, a := range []alert.Alert{firing, ended} {
 		_, err := l.Observe(a)
 		require.NoError(t, err)
-		rec, _, err := l.Claim(Record{ID: RunID("pb", a.Episode()), Episode: a.Episode()})
+		rec, _, err := l.Claim(context.Background(), Record{ID: RunID("pb", a.Episode()), Episode: a.Episode()})
 		require.NoError(t, err)
 		rec.State = Succeeded
 		require.NoError(t, l.Update(rec))

@@ -67,10 +67,18 @@ type Record struct {
 	Episode  alert.Episode `json:"episode"`
 	// Alert is the alert the run acts on, kept so that a claimed run can
 	// start after a restart without the notification.
-	Alert  alert.Alert `json:"alert"`
-	State  State       `json:"state"`
-	Node   string      `json:"node"`
-	DryRun bool        `json:"dryRun,omitempty"`
+	Alert alert.Alert `json:"alert"`
+	State State       `json:"state"`
+	Node  string      `json:"node"`
+	// Epoch counts take-overs: a replica that takes over the run of one
+	// that left raises it, and a later epoch supersedes (see Supersedes).
+	Epoch int `json:"epoch,omitempty"`
+	// TakenOverFrom names the replica whose run this one took over.
+	TakenOverFrom string `json:"takenOverFrom,omitempty"`
+	// Rev counts the writes of this version of the record, so that of two
+	// copies the later one stands.
+	Rev    uint64 `json:"rev,omitempty"`
+	DryRun bool   `json:"dryRun,omitempty"`
 	// Reason explains a final state other than Succeeded, in words.
 	Reason string `json:"reason,omitempty"`
 	// SkipReason is the machine-readable cause of a Skipped state that a

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -26,7 +27,7 @@ func TestAPI(t *testing.T) {
 	a := alert.Alert{Status: alert.Firing, Labels: map[string]string{"alertname": "A"}, StartsAt: time.Unix(5, 0).UTC()}
 	a.Fingerprint = alert.Fingerprint(a.Labels)
 	id := ha.RunID("pb", a.Episode())
-	_, _, err = log.Claim(ha.Record{ID: id, Playbook: "pb", Episode: a.Episode(), Alert: a})
+	_, _, err = log.Claim(context.Background(), ha.Record{ID: id, Playbook: "pb", Episode: a.Episode(), Alert: a})
 	require.NoError(t, err)
 
 	ready := false
