@@ -44,7 +44,7 @@ type State interface {
 
 // Defaults, as Alertmanager's.
 const (
-	DefaultListenAddr       = "0.0.0.0:9094"
+	DefaultListenAddr       = "0.0.0.0:9596"
 	DefaultPeerTimeout      = 15 * time.Second
 	DefaultGossipInterval   = 200 * time.Millisecond
 	DefaultPushPullInterval = time.Minute

@@ -285,19 +285,56 @@ func startSelfheal(t *testing.T, dir, storage string, port int) *daemon {
 // as a Deployment pod gets a new hostname at every restart.
 func startSelfhealAs(t *testing.T, dir, storage string, port int, node string) *daemon {
 	t.Helper()
+	return startSelfhealWith(t, dir, storage, port, node, "--cluster.listen-address=")
+}
+
+// startSelfhealWith starts selfheal serve with extra flags (the cluster's)
+// and waits until it is ready.
+func startSelfhealWith(t *testing.T, dir, storage string, port int, node string, extra ...string) *daemon {
+	t.Helper()
+	d := launchSelfheal(t, dir, storage, port, node, extra...)
+	waitHTTP(t, d.url+"/-/ready", 30*time.Second)
+	return d
+}
+
+// launchSelfheal starts selfheal serve and does not wait for it: replicas
+// of a cluster become ready together.
+func launchSelfheal(t *testing.T, dir, storage string, port int, node string, extra ...string) *daemon {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	p := start(t, dir, "selfheal", selfhealBin, "serve",
-		"--config.file="+filepath.Join(dir, "selfheal.yml"),
-		"--storage.path="+storage,
-		"--web.listen-address="+addr,
-		"--cluster.name="+node,
-		"--log.level=debug")
+	args := append([]string{"serve",
+		"--config.file=" + filepath.Join(dir, "selfheal.yml"),
+		"--storage.path=" + storage,
+		"--web.listen-address=" + addr,
+		"--cluster.name=" + node,
+		"--log.level=debug"}, extra...)
+	name := "selfheal"
+	if node != "e2e" {
+		name += "-" + node
+	}
+	p := start(t, dir, name, selfhealBin, args...)
 	d := &daemon{proc: p, url: "http://" + addr}
 	if tok, err := os.ReadFile(filepath.Join(dir, "token")); err == nil {
 		d.token = strings.TrimSpace(string(tok))
 	}
-	waitHTTP(t, d.url+"/-/ready", 30*time.Second)
 	return d
+}
+
+// tryPost sends a webhook payload with the daemon's token, from any
+// goroutine: it returns the status or the error instead of failing t.
+func (d *daemon) tryPost(body []byte) (int, error) {
+	req, err := http.NewRequest(http.MethodPost, d.url+"/api/v1/alerts", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+d.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 // postAlerts sends a webhook payload with the bearer token and returns the status.

@@ -49,7 +49,9 @@ func (e *Engine) onOpen(st ha.BreakerState) {
 	}
 	labels := map[string]string{"alertname": "SelfhealCircuitBreakerOpen"}
 	a := alert.Alert{
-		Status: alert.Firing, Labels: labels, Fingerprint: alert.Fingerprint(labels), StartsAt: st.OpenedAt,
+		// Its episode is the breaker's since its last reset: replicas that
+		// open it at once name the same run, and the claim picks one.
+		Status: alert.Firing, Labels: labels, Fingerprint: alert.Fingerprint(labels), StartsAt: st.ResetAt,
 		Annotations: map[string]string{
 			"summary":     "selfheal circuit breaker open: all automation is paused until POST /api/v1/breaker/reset",
 			"description": st.Reason,

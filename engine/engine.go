@@ -64,7 +64,11 @@ type Options struct {
 	// doubles, up to 30s. 0 means 1s.
 	RetryBackoff time.Duration
 	// Breaker is the global circuit breaker; the zero value has none.
-	Breaker    Breaker
+	Breaker Breaker
+	// Cluster is the cluster this replica is a member of; nil: alone.
+	// In a cluster a start resumes only this replica's runs, and the runs
+	// of replicas that left are taken over (failover).
+	Cluster    Members
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Clock gives the engine's timers (waits, backoffs) and, unless Now is
@@ -166,15 +170,18 @@ func (e *Engine) Run(ctx context.Context) error {
 		})
 	}
 	schedCtx, stopSchedule := context.WithCancel(ctx)
-	scheduled := make(chan error, 1)
+	scheduled := make(chan error, 2)
 	go func() { scheduled <- e.schedule(schedCtx) }()
+	go func() { scheduled <- e.failover(schedCtx) }()
 	err := e.resume(ctx)
 	if err == nil {
 		err = e.dispatch(ctx)
 	}
 	stopSchedule()
-	if serr := <-scheduled; err == nil || errors.Is(err, context.Canceled) {
-		err = errors.Join(err, serr)
+	for range 2 {
+		if serr := <-scheduled; err == nil || errors.Is(err, context.Canceled) {
+			err = errors.Join(err, serr)
+		}
 	}
 	close(e.queue)
 	done := make(chan struct{})
@@ -202,6 +209,9 @@ func (e *Engine) resume(ctx context.Context) error {
 		return fmt.Errorf("read unfinished runs: %w", err)
 	}
 	for _, rec := range recs {
+		if e.opts.Cluster != nil && rec.Node != e.log.Node() {
+			continue // another replica's, or taken over once its replica is gone (failover)
+		}
 		if rec.Node != e.log.Node() {
 			e.lg.Info("taking over an unfinished run recorded under another node name in this store",
 				"run", rec.ID, "state", rec.State, "recorded_node", rec.Node)
@@ -209,7 +219,7 @@ func (e *Engine) resume(ctx context.Context) error {
 		}
 		pb := e.playbook(rec.Playbook)
 		if rec.State == ha.Running {
-			e.interrupted(&rec, pb)
+			e.interrupted(&rec, pb, "the daemon")
 			rec.RepeatAt = e.nextRepeat(rec)
 			if err := e.write(ctx, "record interrupted run", func() error { return e.log.Update(rec) }); err != nil {
 				return err
@@ -234,18 +244,19 @@ func (e *Engine) resume(ctx context.Context) error {
 
 // interrupted closes a run a previous process left Running: the step it
 // was in is failed, with what its action says may be left behind, and the
-// steps before it keep their records.
-func (e *Engine) interrupted(rec *ha.Record, pb *playbooks.Playbook) {
+// steps before it keep their records. who says what stopped: "the daemon"
+// after a restart, a replica that left the cluster on a take-over.
+func (e *Engine) interrupted(rec *ha.Record, pb *playbooks.Playbook, who string) {
 	const notAgain = "not run again because its steps may have had effects"
 	now := e.opts.Now().UTC()
 	rec.State, rec.FinishedAt = ha.Failed, now
-	rec.Reason = "interrupted: the daemon stopped while the run was in progress; " + notAgain
+	rec.Reason = "interrupted: " + who + " stopped while the run was in progress; " + notAgain
 	if len(rec.Steps) == 0 || rec.Steps[len(rec.Steps)-1].State.Final() {
 		return // it stopped before the first step or between two steps
 	}
 	last := &rec.Steps[len(rec.Steps)-1]
 	last.State, last.FinishedAt = ha.Failed, now
-	last.Error = "interrupted: the daemon stopped during this step"
+	last.Error = "interrupted: " + who + " stopped during this step"
 	if st, ok := pb.Step(last.Name); ok {
 		if in, ok := st.Action.(actions.Interrupter); ok {
 			if left := in.Interrupted(last.Details); left != "" {
@@ -253,7 +264,7 @@ func (e *Engine) interrupted(rec *ha.Record, pb *playbooks.Playbook) {
 			}
 		}
 	}
-	rec.Reason = fmt.Sprintf("interrupted: the daemon stopped during step %q; %s", last.Name, notAgain)
+	rec.Reason = fmt.Sprintf("interrupted: %s stopped during step %q; %s", who, last.Name, notAgain)
 }
 
 func (e *Engine) dispatch(ctx context.Context) error {
@@ -340,9 +351,14 @@ func (e *Engine) claim(ctx context.Context, a alert.Alert, pb *playbooks.Playboo
 	case Defer:
 		rec.NotBefore, rec.Waiting = d.NotBefore, d.Explain
 	}
+	began := time.Now()
 	stored, won, err := e.log.Claim(ctx, rec)
+	e.m.claimWait.Observe(time.Since(began).Seconds())
 	if err != nil {
 		return err
+	}
+	if !won && stored.Node != e.log.Node() {
+		e.m.claimsLost.Inc()
 	}
 	if !won {
 		e.lg.Debug("run already recorded for this episode", "run", stored.ID, "state", stored.State, "node", stored.Node)

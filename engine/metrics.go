@@ -18,6 +18,9 @@ type metrics struct {
 	waiting      prometheus.Gauge
 	storageFail  prometheus.Gauge
 	storageErrs  prometheus.Counter
+	takeOvers    *prometheus.CounterVec
+	claimsLost   prometheus.Counter
+	claimWait    prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,6 +38,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "selfheal_engine_runs_skipped_total",
 			Help: "Runs a guard did not start, by playbook and reason: rate_limited, cooldown, concurrency, limit_key.",
 		}, []string{"playbook", "reason"}),
+		takeOvers: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "selfheal_engine_takeovers_total",
+			Help: "Unfinished runs of replicas that left the cluster taken over here, by the state they were taken over in: claimed (run here), failed (interrupted mid-run, not safe to retry), verifying, skipped.",
+		}, []string{"state"}),
+		claimsLost: f.NewCounter(prometheus.CounterOpts{
+			Name: "selfheal_engine_claims_lost_total",
+			Help: "Claims another replica won: it claimed the same run first (a conflict the claim protocol settled).",
+		}),
+		claimWait: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "selfheal_engine_claim_duration_seconds",
+			Help:    "How long a claim took: on disk here, then confirmed by the other replicas.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
 		breakerOpen: f.NewGauge(prometheus.GaugeOpts{
 			Name: "selfheal_engine_breaker_open",
 			Help: "1 while the global circuit breaker is open: every playbook is paused until POST /api/v1/breaker/reset.",

@@ -464,3 +464,13 @@ func idOfTimeKey(k []byte) []byte {
 	}
 	return nil
 }
+
+// Size returns how many runs and episodes the log holds.
+func (l *Log) Size() (runs, episodes int, err error) {
+	err = l.db.View(func(tx *bolt.Tx) error {
+		runs = tx.Bucket(bucketRuns).Stats().KeyN
+		episodes = tx.Bucket(bucketEpisodes).Stats().KeyN
+		return nil
+	})
+	return runs, episodes, err
+}

@@ -52,6 +52,8 @@ type rawStep struct {
 	Retries *yaml.Node `yaml:"retries"`
 	// ContinueOnError lets the run go on past a failure of this step.
 	ContinueOnError *yaml.Node `yaml:"continue_on_error"`
+	// SafeToRetry marks the step idempotent, for take-over in a cluster.
+	SafeToRetry *yaml.Node `yaml:"safe_to_retry"`
 }
 
 // rawVerify is a playbook's `verify`.
@@ -271,6 +273,9 @@ func (p *parser) step(n *yaml.Node, path string, seen map[string]*yaml.Node) Ste
 	}
 	if present(raw.ContinueOnError) {
 		p.decode(raw.ContinueOnError, path+".continue_on_error", &s.ContinueOnError)
+	}
+	if present(raw.SafeToRetry) {
+		p.decode(raw.SafeToRetry, path+".safe_to_retry", &s.SafeToRetry)
 	}
 	s.ActionID, s.Action, s.Params = p.action(n, raw, path)
 	if b, ok := s.Params.(actions.Bounded); ok {

@@ -89,6 +89,24 @@ type Step struct {
 	// ContinueOnError: a failure of this step is recorded and the next
 	// step runs; the run's outcome does not change for it.
 	ContinueOnError bool
+	// SafeToRetry says the step may run again after it was cut off midway
+	// (it is idempotent): a run whose replica left the cluster during it
+	// is taken over, and run again from the start, only if every step of
+	// its playbook says so.
+	SafeToRetry bool
+}
+
+// SafeToRetry reports whether every step of p is marked safe_to_retry.
+func (p *Playbook) SafeToRetry() bool {
+	if p == nil || len(p.Steps) == 0 {
+		return false
+	}
+	for _, s := range p.Steps {
+		if !s.SafeToRetry {
+			return false
+		}
+	}
+	return true
 }
 
 // Verify is a playbook's verify block.

@@ -44,10 +44,12 @@ type Options struct {
 	ResetBreaker func() error
 	// Kubernetes is the ConfigMap watcher's status; nil when not watching.
 	Kubernetes func() any
-	Ready      func() bool
-	Node       string
-	Version    string
-	Gatherer   prometheus.Gatherer
+	// Cluster is the cluster's status: members, settled, log size.
+	Cluster  func() any
+	Ready    func() bool
+	Node     string
+	Version  string
+	Gatherer prometheus.Gatherer
 }
 
 // MaxRunsLimit bounds ?limit of GET /api/v1/runs: a record holds step
@@ -117,6 +119,9 @@ func Handler(o Options) http.Handler {
 		}
 		if o.Kubernetes != nil {
 			st["kubernetes"] = o.Kubernetes()
+		}
+		if o.Cluster != nil {
+			st["cluster"] = o.Cluster()
 		}
 		if o.Breaker != nil {
 			b, err := o.Breaker()

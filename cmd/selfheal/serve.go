@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +25,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/cluster"
 	"github.com/selfheal/selfheal/config"
 	"github.com/selfheal/selfheal/engine"
 	"github.com/selfheal/selfheal/ha"
@@ -38,6 +41,15 @@ type serveCmd struct {
 	storagePath string
 	node        string
 	webFlags    *web.FlagConfig
+	cluster     clusterFlags
+}
+
+// clusterFlags are the --cluster.* flags, as Alertmanager's.
+type clusterFlags struct {
+	listen, advertise, keyFile    string
+	peers                         []string
+	peerTimeout, gossip, pushPull time.Duration
+	settleTimeout, claimTimeout   time.Duration
 }
 
 func newServeCmd(app *kingpin.Application, logCfg *promslog.Config) *serveCmd {
@@ -47,6 +59,16 @@ func newServeCmd(app *kingpin.Application, logCfg *promslog.Config) *serveCmd {
 	cmd.Flag("storage.path", "Folder for the execution log and the inbox.").Default("data/").StringVar(&c.storagePath)
 	hostname, _ := os.Hostname()
 	cmd.Flag("cluster.name", "Name of this replica in run records (default: the hostname).").Default(hostname).StringVar(&c.node)
+	cf := &c.cluster
+	cmd.Flag("cluster.listen-address", "Listen address for the gossip cluster (TCP and UDP). Set to empty string to run alone, without listening.").Default(cluster.DefaultListenAddr).StringVar(&cf.listen)
+	cmd.Flag("cluster.advertise-address", "Address the other replicas reach this one at (default: derived from the listen address).").StringVar(&cf.advertise)
+	cmd.Flag("cluster.peer", "host:port of a replica to join; repeat for several. A DNS name is resolved to all its addresses (a headless Service). None: a cluster of one.").StringsVar(&cf.peers)
+	cmd.Flag("cluster.peer-timeout", "How long a replica that left is waited for before its unfinished runs are taken over.").Default(cluster.DefaultPeerTimeout.String()).DurationVar(&cf.peerTimeout)
+	cmd.Flag("cluster.gossip-interval", "Interval between gossip messages.").Default(cluster.DefaultGossipInterval.String()).DurationVar(&cf.gossip)
+	cmd.Flag("cluster.pushpull-interval", "Interval between full state exchanges with a random replica.").Default(cluster.DefaultPushPullInterval.String()).DurationVar(&cf.pushPull)
+	cmd.Flag("cluster.settle-timeout", "How long to wait for the first full state exchange before becoming ready anyway.").Default(cluster.DefaultSettleTimeout.String()).DurationVar(&cf.settleTimeout)
+	cmd.Flag("cluster.claim-timeout", "How long a claim waits for the other replicas' answers before going on without them.").Default(cluster.DefaultAskTimeout.String()).DurationVar(&cf.claimTimeout)
+	cmd.Flag("cluster.gossip-key-file", "File holding a 16, 24 or 32 byte key (raw, or base64) that encrypts gossip; the same on every replica.").StringVar(&cf.keyFile)
 	c.webFlags = &web.FlagConfig{
 		WebListenAddresses: cmd.Flag("web.listen-address", "Address to listen on for the webhook, API and metrics.").Default(":9595").Strings(),
 		WebSystemdSocket:   new(bool),
@@ -80,6 +102,20 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
+	peer, err := c.cluster.start(c.node, store, logger, reg)
+	if err != nil {
+		return err
+	}
+	var members engine.Members
+	if peer != nil {
+		store.SetGossip(peer)
+		members = peer
+		defer func() {
+			if err := peer.Leave(5 * time.Second); err != nil {
+				logger.Warn("leave the cluster", "err", err)
+			}
+		}()
+	}
 	inbox, err := receiver.OpenInbox(c.storagePath, cfg.Receiver.InboxSize)
 	if err != nil {
 		return err
@@ -101,6 +137,7 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		DryRun:        cfg.DryRun,
 		ShutdownGrace: time.Duration(cfg.Engine.ShutdownGrace),
 		Breaker:       brk,
+		Cluster:       members,
 		Logger:        logger,
 		Registerer:    reg,
 	})
@@ -138,9 +175,12 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 			Reload: files.reload, Kubernetes: kubeStatus(cms), Ready: func() bool {
 				// Not ready while the execution log cannot be written: the
 				// receiver still accepts into the inbox, nothing runs.
-				return ready.Load() && eng.StorageError() == nil
+				// Nor before the cluster settled: the first full state
+				// exchange with a replica (DESIGN §7).
+				return ready.Load() && eng.StorageError() == nil && (peer == nil || peer.Ready())
 			},
-			Node: c.node, Version: version.Version, Gatherer: reg,
+			Cluster: clusterStatus(peer, store),
+			Node:    c.node, Version: version.Version, Gatherer: reg,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -315,5 +355,70 @@ func prune(ctx context.Context, store *ha.Log, retention time.Duration, logger *
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// start joins the cluster the flags describe, with the execution log as
+// its state; nil without a listen address: alone.
+func (f clusterFlags) start(node string, store *ha.Log, logger *slog.Logger, reg prometheus.Registerer) (*cluster.Peer, error) {
+	if f.listen == "" {
+		if len(f.peers) > 0 {
+			return nil, errors.New("--cluster.peer needs --cluster.listen-address")
+		}
+		return nil, nil
+	}
+	var key []byte
+	if f.keyFile != "" {
+		var err error
+		if key, err = readGossipKey(f.keyFile); err != nil {
+			return nil, err
+		}
+	}
+	p, err := cluster.Create(cluster.Config{
+		Name: node, ListenAddr: f.listen, AdvertiseAddr: f.advertise, Peers: f.peers,
+		PeerTimeout: f.peerTimeout, GossipInterval: f.gossip, PushPullInterval: f.pushPull,
+		SettleTimeout: f.settleTimeout, AskTimeout: f.claimTimeout, SecretKey: key,
+		Logger: logger, Registerer: reg,
+	}, store)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("cluster listening", "address", f.listen, "peers", f.peers, "name", node)
+	return p, nil
+}
+
+// readGossipKey reads a gossip key file: 16, 24 or 32 bytes, raw or in
+// base64. The key never reaches a log or an error.
+func readGossipKey(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster.gossip-key-file: %w", err)
+	}
+	trimmed := bytes.TrimSpace(data)
+	if dec, err := base64.StdEncoding.DecodeString(string(trimmed)); err == nil && validKeyLen(len(dec)) {
+		return dec, nil
+	}
+	if validKeyLen(len(trimmed)) {
+		return trimmed, nil
+	}
+	return nil, fmt.Errorf("--cluster.gossip-key-file %s: want a 16, 24 or 32 byte key, raw or base64 (like `head -c 32 /dev/urandom | base64`), got %d bytes", path, len(trimmed))
+}
+
+func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
+
+// clusterStatus is the cluster part of /api/v1/status: nil when alone.
+func clusterStatus(p *cluster.Peer, store *ha.Log) func() any {
+	return func() any {
+		runs, episodes, err := store.Size()
+		st := map[string]any{"logRuns": runs, "logEpisodes": episodes}
+		if err != nil {
+			st["logError"] = err.Error()
+		}
+		if p == nil {
+			st["mode"] = "alone"
+			return st
+		}
+		st["mode"], st["name"], st["settled"], st["members"] = "cluster", p.Name(), p.Ready(), p.Members()
+		return st
 	}
 }
