@@ -27,7 +27,10 @@ func (e *Engine) execute(ctx context.Context, j job) {
 	rec, pb := j.rec, j.pb
 	rec.State = ha.Running
 	rec.StartedAt = e.opts.Now().UTC()
-	if err := e.write(ctx, "mark run running", func() error { return e.log.Update(rec) }); err != nil {
+	if err := e.write(ctx, "mark run running", func() error { return e.log.Update(rec) }); errors.Is(err, ha.ErrSuperseded) {
+		e.lg.Info("run not started: another replica took it over", "run", rec.ID, "err", err)
+		return
+	} else if err != nil {
 		// Stopping while the log cannot be written: the run is still
 		// claimed on disk, so the next start resumes it.
 		e.lg.Warn("run not started: it could not be marked running before shutdown; it stays claimed", "run", rec.ID, "err", err)

@@ -27,7 +27,7 @@ func (e *Engine) write(ctx context.Context, what string, fn func() error) error 
 			e.storageRecovered()
 			return nil
 		}
-		if ctx.Err() != nil || errors.Is(err, ha.ErrBackwards) || errors.Is(err, ha.ErrNotFound) {
+		if ctx.Err() != nil || errors.Is(err, ha.ErrBackwards) || errors.Is(err, ha.ErrNotFound) || errors.Is(err, ha.ErrSuperseded) {
 			return err
 		}
 		e.storageFailed(what, err, backoff)

@@ -182,9 +182,13 @@ func (l *Log) confirm(ctx context.Context, rec Record) (Record, bool, error) {
 //
 // A take-over (rec.Epoch above the stored one) replaces the record, claim
 // included. In a cluster, a version another replica took over is not
-// overwritten (ErrSuperseded). The change is broadcast, compact.
+// overwritten (ErrSuperseded). The change is broadcast, compact; the move
+// from Claimed to Running is confirmed with every replica, as the claim
+// is, before Update returns, so that no replica takes a started run for
+// one that never started.
 func (l *Log) Update(rec Record) error {
 	var stored Record
+	started := false
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		runs := tx.Bucket(bucketRuns)
 		v := runs.Get([]byte(rec.ID))
@@ -204,6 +208,7 @@ func (l *Log) Update(rec Record) error {
 		// What indexes the run is the claim's, whatever rec says.
 		rec.LimitKey, rec.ClaimedAt = old.LimitKey, old.ClaimedAt
 		rec.Rev = old.Rev + 1
+		started = old.State == Claimed && rec.State == Running
 		if rec.Epoch > old.Epoch {
 			if err := unindexAll(tx, old); err != nil {
 				return err
@@ -227,6 +232,18 @@ func (l *Log) Update(rec Record) error {
 	})
 	if err != nil {
 		return fmt.Errorf("update run %s: %w", rec.ID, err)
+	}
+	if l.gossip != nil && started {
+		// Confirmed like the claim: a replica that sees this run claimed
+		// and its replica gone may then take it over as never started.
+		stands, mine, err := l.confirm(context.Background(), compact(stored))
+		if err != nil {
+			return fmt.Errorf("update run %s: %w", rec.ID, err)
+		}
+		if !mine {
+			return fmt.Errorf("update run %s: %w: %s holds it now", rec.ID, ErrSuperseded, stands.Node)
+		}
+		return nil
 	}
 	l.broadcast(message{Record: ptr(compact(stored))})
 	return nil

@@ -413,6 +413,18 @@ func (l *Log) TakeOver(ctx context.Context, rec Record) (Record, bool, error) {
 	next.Epoch, next.TakenOverFrom, next.Node, next.Rev = rec.Epoch+1, rec.Node, l.node, 0
 	var stands Record
 	err := l.db.Update(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketRuns).Get([]byte(rec.ID))
+		if v == nil {
+			return ErrNotFound
+		}
+		if err := json.Unmarshal(v, &stands); err != nil {
+			return err
+		}
+		// First come, as for a claim: a take-over another replica
+		// confirmed here already is not contested.
+		if stands.Epoch > rec.Epoch {
+			return nil
+		}
 		if _, err := l.merge(tx, next); err != nil {
 			return err
 		}
