@@ -77,13 +77,27 @@ type Kubernetes struct {
 	Image string `yaml:"image"`
 }
 
-// Alertmanager is the Alertmanager API selfheal talks to.
+// Alertmanager is the Alertmanager API selfheal talks to: for silences
+// (alertmanager.silence) and to reconcile the alerts it holds with the
+// execution log (package reconcile).
 type Alertmanager struct {
+	// URL is where silences go.
 	URL string `yaml:"url"`
+	// URLs are the members of an Alertmanager HA pair (or cluster), each
+	// asked for its alerts at every reconciliation. After Load it holds
+	// URL alone when the file sets url and not urls.
+	URLs []string `yaml:"urls"`
+	// ReconcileInterval is how often the alerts are reconciled, after the
+	// reconciliation at start. Default 1m.
+	ReconcileInterval model.Duration `yaml:"reconcile_interval"`
 	// HTTPConfig is Prometheus' HTTP client configuration: TLS, basic
-	// auth, authorization, proxy.
+	// auth, authorization, proxy. It applies to every URL.
 	HTTPConfig commoncfg.HTTPClientConfig `yaml:"http_config"`
 }
+
+// DefaultReconcileInterval is alertmanager.reconcile_interval when the
+// file leaves it out.
+const DefaultReconcileInterval = time.Minute
 
 // JenkinsServer is one Jenkins, reached with a user and an API token.
 type JenkinsServer struct {
@@ -340,8 +354,37 @@ func (c *Config) resolveAlertmanager(p *problems, dir string) {
 	if am == nil {
 		return
 	}
-	if !httpURL(am.URL) && (am.URL != "" || p.clean("alertmanager", "url")) {
-		p.at([]string{"alertmanager", "url"}, "want an http(s) URL like http://alertmanager:9093, got %q", am.URL)
+	const want = "want an http(s) URL like http://alertmanager:9093, got %q"
+	switch {
+	case am.URL != "" && !httpURL(am.URL):
+		p.at([]string{"alertmanager", "url"}, want, am.URL)
+	case am.URL == "" && len(am.URLs) == 0 && p.clean("alertmanager"):
+		p.at([]string{"alertmanager"}, "set url, urls or both, like url: http://alertmanager:9093")
+	}
+	seen := make(map[string]int, len(am.URLs))
+	for i, u := range am.URLs {
+		keys := []string{"alertmanager", "urls", indexKey(i)}
+		if !p.clean(keys...) {
+			continue // reported by the decoder
+		}
+		first, dup := seen[u]
+		switch {
+		case !httpURL(u):
+			p.at(keys, want, u)
+		case dup:
+			p.at(keys, "%q is urls[%d] already: list each Alertmanager once", u, first)
+		default:
+			seen[u] = i
+		}
+	}
+	// Reconciliation asks url when it is the only one given.
+	if len(am.URLs) == 0 && am.URL != "" {
+		am.URLs = []string{am.URL}
+	}
+	if strictyaml.Lookup(p.doc, "alertmanager", "reconcile_interval") == nil {
+		am.ReconcileInterval = model.Duration(DefaultReconcileInterval)
+	} else if am.ReconcileInterval <= 0 && p.clean("alertmanager", "reconcile_interval") {
+		p.at([]string{"alertmanager", "reconcile_interval"}, "must be greater than 0, got %s", am.ReconcileInterval)
 	}
 	am.HTTPConfig.SetDirectory(dir)
 	if err := am.HTTPConfig.Validate(); err != nil {

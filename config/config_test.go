@@ -224,3 +224,72 @@ alertmanager:
 `))
 	require.EqualError(t, err, `c.yml:4:28: alertmanager.http_config.proxy_url: parse "http://u:<secret>@proxy:port": invalid port ":port" after host`)
 }
+
+// TestAlertmanagerReconcile: urls lists the members of an HA pair; with
+// only url, reconciliation asks url; the interval defaults to 1m.
+func TestAlertmanagerReconcile(t *testing.T) {
+	for _, c := range []struct {
+		name, section string
+		url           string
+		urls          []string
+		interval      time.Duration
+	}{
+		{"url alone", "{url: http://am:9093}", "http://am:9093", []string{"http://am:9093"}, time.Minute},
+		{"urls alone", "{urls: [http://am-0:9093, https://am-1:9093/prefix], reconcile_interval: 30s}",
+			"", []string{"http://am-0:9093", "https://am-1:9093/prefix"}, 30 * time.Second},
+		{"both", "{url: http://am:9093, urls: [http://am-0:9093, http://am-1:9093]}",
+			"http://am:9093", []string{"http://am-0:9093", "http://am-1:9093"}, time.Minute},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse("c.yml", []byte("receiver: {insecure: true}\nalertmanager: "+c.section+"\n"))
+			require.NoError(t, err)
+			require.Equal(t, c.url, cfg.Alertmanager.URL)
+			require.Equal(t, c.urls, cfg.Alertmanager.URLs)
+			require.Equal(t, c.interval, time.Duration(cfg.Alertmanager.ReconcileInterval))
+		})
+	}
+}
+
+func TestAlertmanagerReconcileErrors(t *testing.T) {
+	for _, c := range []struct{ name, section, want string }{
+		{"neither url nor urls", "{http_config: {}}",
+			"c.yml:2:15: alertmanager: set url, urls or both, like url: http://alertmanager:9093"},
+		{"empty urls", "{urls: []}",
+			"c.yml:2:15: alertmanager: set url, urls or both, like url: http://alertmanager:9093"},
+		{"not http", "{urls: [http://am-0:9093, 'am-1:9093', ftp://am-2]}",
+			`c.yml:2:41: alertmanager.urls[1]: want an http(s) URL like http://alertmanager:9093, got "am-1:9093"` + "\n" +
+				`c.yml:2:54: alertmanager.urls[2]: want an http(s) URL like http://alertmanager:9093, got "ftp://am-2"`},
+		{"listed twice", "{urls: [http://am-0:9093, http://am-1:9093, http://am-0:9093]}",
+			`c.yml:2:59: alertmanager.urls[2]: "http://am-0:9093" is urls[0] already: list each Alertmanager once`},
+		{"a list item that is not a string", "{urls: [{host: am-0}, {host: am-1}]}",
+			"c.yml:2:23: alertmanager.urls[0]: cannot unmarshal !!map into string\n" +
+				"c.yml:2:37: alertmanager.urls[1]: cannot unmarshal !!map into string"},
+		{"urls not a list", "{urls: http://am-0:9093}",
+			`c.yml:2:22: alertmanager.urls: expected a list, got "http://am-0:9093"`},
+		{"zero interval", "{url: http://am:9093, reconcile_interval: 0s}",
+			"c.yml:2:57: alertmanager.reconcile_interval: must be greater than 0, got 0s"},
+		{"bad interval", "{url: http://am:9093, reconcile_interval: often}",
+			`c.yml:2:57: alertmanager.reconcile_interval: not a valid duration string: "often"`},
+		{"negative interval", "{url: http://am:9093, reconcile_interval: -1m}",
+			`c.yml:2:57: alertmanager.reconcile_interval: not a valid duration string: "-1m"`},
+		{"unknown key", "{urls: [http://am:9093], reconcile_intervall: 1m}",
+			`c.yml:2:40: alertmanager: unknown field "reconcile_intervall"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("c.yml", []byte("receiver: {insecure: true}\nalertmanager: "+c.section+"\n"))
+			require.EqualError(t, err, c.want)
+		})
+	}
+}
+
+// TestReconcileURLErrorsNeverShowPasswords: a password in any of urls is
+// masked in every message about it.
+func TestReconcileURLErrorsNeverShowPasswords(t *testing.T) {
+	_, err := Parse("c.yml", []byte(`receiver: {insecure: true}
+alertmanager:
+  urls: ["ftp://selfheal:am-PASSWORD@am-0.example", "http://selfheal:am-PASSWORD@am-1.example", "http://selfheal:am-PASSWORD@am-1.example"]
+`))
+	require.EqualError(t, err, `c.yml:3:10: alertmanager.urls[0]: want an http(s) URL like http://alertmanager:9093, got "ftp://selfheal:<secret>@am-0.example"`+"\n"+
+		`c.yml:3:97: alertmanager.urls[2]: "http://selfheal:<secret>@am-1.example" is urls[1] already: list each Alertmanager once`)
+	require.NotContains(t, err.Error(), "PASSWORD")
+}

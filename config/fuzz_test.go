@@ -13,6 +13,7 @@ func FuzzParse(f *testing.F) {
 		"receiver:\n  bearer_tokn: x\nengine: {workers: 0}\nplaybooks: {files: ['[', a]}\n",
 		"receiver: {insecure: true}\nalertmanager:\n  url: http://am:9093\n  http_config: {tls_config: {ca: x, ca_file: y}, http_headers: {X-A: {values: [a]}}}\n",
 		"jenkins: {a: ~, b: [1], c: {url: 'ftp://u:p@x'}}\n",
+		"receiver: {insecure: true}\nalertmanager: {urls: [http://a:9093, 'x', http://a:9093, {h: 1}], reconcile_interval: 0s}\n",
 		"- 1\n- 2\n",
 		"",
 	} {
