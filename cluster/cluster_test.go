@@ -15,7 +15,9 @@ import (
 
 	"github.com/selfheal/selfheal/alert"
 	"github.com/selfheal/selfheal/cluster"
+	"github.com/selfheal/selfheal/engine"
 	"github.com/selfheal/selfheal/ha"
+	"github.com/selfheal/selfheal/playbooks"
 )
 
 // partition is a network that can be cut between two sides: a memberlist
@@ -121,7 +123,7 @@ func startThree(t *testing.T, nw *partition) []*replica {
 }
 
 func claimOn(r *replica, a alert.Alert, at time.Time) (ha.Record, bool, error) {
-	return r.log.Claim(context.Background(), ha.Record{ID: ha.RunID("p", a.Episode()), Playbook: "p", Episode: a.Episode(), Alert: a, ClaimedAt: at})
+	return r.log.Claim(context.Background(), ha.Record{ID: ha.RunID("p", a.Episode()), Playbook: "p", Episode: a.Episode(), Alert: a, ClaimedAt: at, LimitKey: "p"})
 }
 
 func episode(i int, t0 time.Time) alert.Alert {
@@ -173,7 +175,8 @@ func TestClaimsOverRealGossip(t *testing.T) {
 }
 
 // TestPartitionActsOnBothSidesAndHeals: cut {a} from {b, c}; a claim of the
-// same run wins on each side (both act: availability over consistency);
+// same run wins on each side (both act: availability over consistency),
+// and a cooldown then holds on each side for the key;
 // once the cut heals, push/pull makes every log hold the same version, and
 // membership comes back whole.
 func TestPartitionActsOnBothSidesAndHeals(t *testing.T) {
@@ -193,6 +196,15 @@ func TestPartitionActsOnBothSidesAndHeals(t *testing.T) {
 	_, wonB, err := claimOn(b, al, t0.Add(time.Millisecond))
 	require.NoError(t, err)
 	require.True(t, wonA && wonB, "each side acts")
+	// The duplicate is bounded by the cooldown: on each side, the next
+	// episode for the same key is skipped (cooldown), as each side counts
+	// its own run.
+	pb := &playbooks.Playbook{Name: "p", Limits: &playbooks.Limits{Cooldown: time.Hour}}
+	for _, r := range []*replica{a, b} {
+		d, err := engine.Decide(t0.Add(time.Minute), r.log, episode(2, t0), pb)
+		require.NoError(t, err)
+		require.Equal(t, engine.ReasonCooldown, d.Reason, r.name)
+	}
 
 	nw.cut(nil)
 	for _, r := range rs {
