@@ -23,7 +23,6 @@ import (
 // resolves at Alertmanager, the next reconciliation records the episode
 // resolved: the on: resolved playbook runs, once.
 func TestReconcileRunsAlertsMissedWhileDown(t *testing.T) {
-	t.Skip("pending: serve.go wiring")
 	requireE2E(t, "prometheus-alertmanager")
 	dir := t.TempDir()
 	shPort, amPort := freePort(t), freePort(t)

@@ -26,6 +26,28 @@ const (
 	Ended Observation = "resolved"
 )
 
+// bucketFiring holds, by episode, the first alert delivered for each
+// episode seen firing here and not resolved: what reconciliation compares
+// with Alertmanager's alerts.
+var bucketFiring = []byte("episodes_firing")
+
+// Firing returns, for each episode seen firing here and not resolved, the
+// first alert delivered for it.
+func (l *Log) Firing() ([]alert.Alert, error) {
+	var out []alert.Alert
+	err := l.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketFiring).ForEach(func(_, v []byte) error {
+			var a alert.Alert
+			if err := json.Unmarshal(v, &a); err != nil {
+				return err
+			}
+			out = append(out, a)
+			return nil
+		})
+	})
+	return out, err
+}
+
 type episodeState struct {
 	Status     alert.Status `json:"status"`
 	FirstSeen  time.Time    `json:"firstSeen"`
@@ -58,6 +80,16 @@ func (l *Log) Observe(a alert.Alert) (Observation, error) {
 			st.Status, st.ResolvedAt = alert.Resolved, now
 		} else if !seen {
 			st.Status = a.Status
+		}
+		switch obs {
+		case New:
+			if err := putJSON(tx.Bucket(bucketFiring), string(key), a); err != nil {
+				return err
+			}
+		case Ended:
+			if err := tx.Bucket(bucketFiring).Delete(key); err != nil {
+				return err
+			}
 		}
 		return putJSON(b, string(key), st)
 	})

@@ -64,7 +64,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("open execution log %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRuns, bucketByTime, bucketEpisodes, bucketByKey, bucketBreaker, bucketFailedByTime, bucketRepeats} {
+		for _, b := range [][]byte{bucketRuns, bucketByTime, bucketEpisodes, bucketByKey, bucketBreaker, bucketFailedByTime, bucketRepeats, bucketFiring} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

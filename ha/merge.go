@@ -370,6 +370,9 @@ func mergeEpisode(tx *bolt.Tx, d episodeDelta, now time.Time) (bool, error) {
 			return false, nil
 		}
 		st.Status, st.ResolvedAt = alert.Resolved, d.ResolvedAt
+		if err := tx.Bucket(bucketFiring).Delete([]byte(d.Key)); err != nil {
+			return false, err
+		}
 	} else {
 		st = episodeState{Status: d.Status, FirstSeen: now, LastSeen: now, ResolvedAt: d.ResolvedAt}
 	}

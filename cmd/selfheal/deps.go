@@ -95,7 +95,13 @@ func newRegistry(cfg *config.Config, logger *slog.Logger) (*actions.Registry, er
 			if err != nil {
 				return nil, fmt.Errorf("alertmanager.http_config: %w", err)
 			}
-			deps.AlertmanagerURL, deps.AlertmanagerClient = am.URL, client
+			// Silences gossip between the members of an HA pair: the
+			// first of urls serves when url is not set.
+			url := am.URL
+			if url == "" && len(am.URLs) > 0 {
+				url = am.URLs[0]
+			}
+			deps.AlertmanagerURL, deps.AlertmanagerClient = url, client
 		}
 	}
 	reg := actions.NewRegistry()

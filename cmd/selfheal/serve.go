@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
@@ -32,6 +33,7 @@ import (
 	"github.com/selfheal/selfheal/playbooks"
 	"github.com/selfheal/selfheal/playbooks/kube"
 	"github.com/selfheal/selfheal/receiver"
+	"github.com/selfheal/selfheal/reconcile"
 	shweb "github.com/selfheal/selfheal/web"
 )
 
@@ -195,6 +197,25 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		}, func(error) { cancel() })
 	}
 	g.Add(func() error { return eng.Run(ctx) }, func(error) { cancel() })
+	if am := cfg.Alertmanager; am != nil && len(am.URLs) > 0 {
+		hc, err := commoncfg.NewClientFromConfig(am.HTTPConfig, "alertmanager")
+		if err != nil {
+			return fmt.Errorf("alertmanager.http_config: %w", err)
+		}
+		rec, err := reconcile.New(inbox, store, reconcile.Options{
+			URLs:       am.URLs,
+			HTTPClient: hc,
+			Interval:   time.Duration(am.ReconcileInterval),
+			// Half the inbox: a reconcile never fills it on its own.
+			MaxBatch:   max(inbox.Capacity()/2, 1),
+			Logger:     logger,
+			Registerer: reg,
+		})
+		if err != nil {
+			return err
+		}
+		g.Add(func() error { return rec.Run(ctx) }, func(error) { cancel() })
+	}
 	g.Add(func() error { return prune(ctx, store, time.Duration(cfg.Storage.Retention), logger) }, func(error) { cancel() })
 	g.Add(func() error {
 		ready.Store(true)
