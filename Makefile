@@ -79,7 +79,8 @@ fuzz:
 
 ## bench: run the benchmarks
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.txt
+	$(GO) test -run '^$$' -bench . -skip LogFootprint -benchmem -count 6 ./... | tee bench.txt
+	$(GO) test -run '^$$' -bench LogFootprint -benchtime 1x ./ha | tee -a bench.txt
 
 ## vet: go vet
 vet:

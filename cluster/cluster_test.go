@@ -68,7 +68,7 @@ func (t *cutTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn
 	return t.NetTransport.DialTimeout(addr, timeout)
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
@@ -85,7 +85,7 @@ type replica struct {
 
 // start runs a replica: a real execution log and a real memberlist peer on
 // loopback, with fast failure detection.
-func start(t *testing.T, name string, nw *partition, peers ...string) *replica {
+func start(t testing.TB, name string, nw *partition, peers ...string) *replica {
 	t.Helper()
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -111,7 +111,7 @@ func start(t *testing.T, name string, nw *partition, peers ...string) *replica {
 	return r
 }
 
-func startThree(t *testing.T, nw *partition) []*replica {
+func startThree(t testing.TB, nw *partition) []*replica {
 	a := start(t, "a", nw)
 	b := start(t, "b", nw, a.addr)
 	c := start(t, "c", nw, a.addr, b.addr)

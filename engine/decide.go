@@ -69,8 +69,9 @@ type Decision struct {
 // History is what the guards read from the execution log (an *ha.Log).
 type History interface {
 	// KeyRuns returns the runs of playbook that count against its limits
-	// for key, oldest claim first.
-	KeyRuns(playbook, key string) ([]ha.Record, error)
+	// for key claimed after since, and those not finished, oldest claim
+	// first.
+	KeyRuns(playbook, key string, since time.Time) ([]ha.Record, error)
 	// Breaker returns the global circuit breaker's state.
 	Breaker() (ha.BreakerState, error)
 }
@@ -80,7 +81,7 @@ type History interface {
 type NoHistory struct{}
 
 // KeyRuns returns nothing.
-func (NoHistory) KeyRuns(string, string) ([]ha.Record, error) { return nil, nil }
+func (NoHistory) KeyRuns(string, string, time.Time) ([]ha.Record, error) { return nil, nil }
 
 // Breaker returns a closed breaker.
 func (NoHistory) Breaker() (ha.BreakerState, error) { return ha.BreakerState{}, nil }
@@ -106,7 +107,9 @@ func Decide(now time.Time, h History, a alert.Alert, pb *playbooks.Playbook) (De
 		if key, err = LimitKey(a, pb); err != nil {
 			return Decision{Verdict: Skip, Reason: ReasonLimitKey, Explain: err.Error()}, nil
 		}
-		runs, err := h.KeyRuns(pb.Name, key)
+		// The runs a limit can see: those in the longer of its windows,
+		// and those in flight.
+		runs, err := h.KeyRuns(pb.Name, key, now.Add(-max(pb.Limits.Per, pb.Limits.Cooldown)))
 		if err != nil {
 			return Decision{}, fmt.Errorf("read the runs of %s for limit key %q: %w", pb.Name, key, err)
 		}

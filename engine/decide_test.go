@@ -16,8 +16,8 @@ import (
 // history is a History in memory: the runs per key, oldest first.
 type history map[string][]ha.Record
 
-func (h history) KeyRuns(_, key string) ([]ha.Record, error) { return h[key], nil }
-func (history) Breaker() (ha.BreakerState, error)            { return ha.BreakerState{}, nil }
+func (h history) KeyRuns(_, key string, _ time.Time) ([]ha.Record, error) { return h[key], nil }
+func (history) Breaker() (ha.BreakerState, error)                         { return ha.BreakerState{}, nil }
 
 var t0 = time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 
@@ -108,7 +108,7 @@ func TestDecideWithoutLimitsOrKey(t *testing.T) {
 
 type errHistory struct{}
 
-func (errHistory) KeyRuns(string, string) ([]ha.Record, error) {
+func (errHistory) KeyRuns(string, string, time.Time) ([]ha.Record, error) {
 	return nil, errors.New("disk on fire")
 }
 func (errHistory) Breaker() (ha.BreakerState, error) { return ha.BreakerState{}, nil }

@@ -52,16 +52,16 @@ func (l *memLog) Observe(alert.Alert) (ha.Observation, error) { return ha.New, n
 func (l *memLog) Claim(_ context.Context, rec ha.Record) (ha.Record, bool, error) {
 	return rec, true, nil
 }
-func (l *memLog) Unfinished() ([]ha.Record, error)            { return nil, nil }
-func (l *memLog) Get(string) (ha.Record, bool, error)         { return ha.Record{}, false, nil }
-func (l *memLog) Resolved(alert.Episode) (bool, error)        { return false, nil }
-func (l *memLog) KeyRuns(string, string) ([]ha.Record, error) { return nil, nil }
-func (l *memLog) Breaker() (ha.BreakerState, error)           { return ha.BreakerState{}, nil }
-func (l *memLog) SetBreaker(ha.BreakerState) error            { return nil }
-func (l *memLog) Outcomes(time.Time) (int, int, error)        { return 0, 0, nil }
-func (l *memLog) Node() string                                { return "n1" }
-func (l *memLog) Repeats() ([]ha.Record, error)               { return nil, nil }
-func (l *memLog) RepeatDone(string) error                     { return nil }
+func (l *memLog) Unfinished() ([]ha.Record, error)                       { return nil, nil }
+func (l *memLog) Get(string) (ha.Record, bool, error)                    { return ha.Record{}, false, nil }
+func (l *memLog) Resolved(alert.Episode) (bool, error)                   { return false, nil }
+func (l *memLog) KeyRuns(string, string, time.Time) ([]ha.Record, error) { return nil, nil }
+func (l *memLog) Breaker() (ha.BreakerState, error)                      { return ha.BreakerState{}, nil }
+func (l *memLog) SetBreaker(ha.BreakerState) error                       { return nil }
+func (l *memLog) Outcomes(time.Time) (int, int, error)                   { return 0, 0, nil }
+func (l *memLog) Node() string                                           { return "n1" }
+func (l *memLog) Repeats() ([]ha.Record, error)                          { return nil, nil }
+func (l *memLog) RepeatDone(string) error                                { return nil }
 func (l *memLog) Update(ha.Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -34,7 +34,7 @@ func TestKeyRunsHoldsWhatCountsAgainstLimits(t *testing.T) {
 	}
 	ids := func(pb, key string) []string {
 		t.Helper()
-		recs, err := l.KeyRuns(pb, key)
+		recs, err := l.KeyRuns(pb, key, time.Time{})
 		require.NoError(t, err)
 		var out []string
 		for _, r := range recs {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +26,10 @@ var (
 	// bucketRepeats holds the ids of the final records whose repeat
 	// (RepeatAt) is not decided yet.
 	bucketRepeats = []byte("repeats_pending")
+	// bucketUnfinished holds the ids of the records not final yet: what a
+	// start resumes, a take-over looks at and a full state always carries,
+	// read without going through the whole log.
+	bucketUnfinished = []byte("runs_unfinished")
 )
 
 // ErrBackwards is returned by Update for a state change that goes back.
@@ -64,10 +70,20 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("open execution log %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRuns, bucketByTime, bucketEpisodes, bucketByKey, bucketBreaker, bucketFailedByTime, bucketRepeats, bucketFiring} {
+		build := tx.Bucket(bucketUnfinished) == nil
+		for _, b := range [][]byte{bucketRuns, bucketByTime, bucketEpisodes, bucketByKey, bucketBreaker, bucketFailedByTime, bucketRepeats, bucketFiring, bucketUnfinished} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if build { // a log written before the index existed
+			return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
+				var rec Record
+				if err := json.Unmarshal(v, &rec); err != nil {
+					return err
+				}
+				return indexUnfinished(tx, rec)
+			})
 		}
 		return nil
 	})
@@ -219,6 +235,9 @@ func (l *Log) Update(rec Record) error {
 		if err := index(tx, rec); err != nil {
 			return err
 		}
+		if err := indexUnfinished(tx, rec); err != nil {
+			return err
+		}
 		if !old.State.Final() {
 			if err := indexFailed(tx, rec); err != nil {
 				return err
@@ -292,31 +311,46 @@ func (l *Log) List(limit int) ([]Record, error) {
 	return out, err
 }
 
-// Unfinished returns every record that is Claimed or Running, oldest first:
+// Unfinished returns every record that is not final, oldest claim first:
 // what a restart must resume or close. They are returned whatever node name
 // wrote them: the unfinished records of a store belong to whoever opens the
 // store. The default node name is the hostname, and a Deployment's pod gets
 // a new one at every restart; keeping only records named like this process
-// stranded every run the previous pod left open. (With a cluster the rule
-// stays "they belong to the node whose store it is": a peer's runs are in
-// the peer's own store, never opened here.)
+// stranded every run the previous pod left open. (In a cluster the engine
+// resumes only its own, and takes over those of replicas that left.)
 func (l *Log) Unfinished() ([]Record, error) {
 	var out []Record
 	err := l.db.View(func(tx *bolt.Tx) error {
 		runs := tx.Bucket(bucketRuns)
-		c := tx.Bucket(bucketByTime).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		return tx.Bucket(bucketUnfinished).ForEach(func(id, _ []byte) error {
+			v := runs.Get(id)
+			if v == nil {
+				return nil
+			}
 			var rec Record
-			if err := json.Unmarshal(runs.Get(idOfTimeKey(k)), &rec); err != nil {
+			if err := json.Unmarshal(v, &rec); err != nil {
 				return err
 			}
-			if !rec.State.Final() {
-				out = append(out, rec)
-			}
+			out = append(out, rec)
+			return nil
+		})
+	})
+	slices.SortFunc(out, func(a, b Record) int {
+		if c := a.ClaimedAt.Compare(b.ClaimedAt); c != 0 {
+			return c
 		}
-		return nil
+		return strings.Compare(a.ID, b.ID)
 	})
 	return out, err
+}
+
+// indexUnfinished keeps rec in the unfinished index while it is not final.
+func indexUnfinished(tx *bolt.Tx, rec Record) error {
+	b := tx.Bucket(bucketUnfinished)
+	if rec.State.Final() {
+		return b.Delete([]byte(rec.ID))
+	}
+	return b.Put([]byte(rec.ID), nil)
 }
 
 // Prune forgets resolved episodes not delivered since cutoff, then deletes
@@ -414,16 +448,20 @@ func indexRepeat(tx *bolt.Tx, rec Record) error {
 }
 
 // KeyRuns returns the runs of playbook that count against its limits for
-// key (see Record.Counts), oldest claim first: those the log still holds,
-// so a limit never looks back further than storage.retention.
-func (l *Log) KeyRuns(playbook, key string) ([]Record, error) {
+// key (see Record.Counts), oldest claim first: those claimed after since,
+// and those not finished, however old (for concurrency). They are the runs
+// the log still holds, so a limit never looks back further than
+// storage.retention.
+func (l *Log) KeyRuns(playbook, key string, since time.Time) ([]Record, error) {
 	var out []Record
 	err := l.db.View(func(tx *bolt.Tx) error {
 		runs := tx.Bucket(bucketRuns)
+		seen := map[string]bool{}
 		prefix := keyPrefix(playbook, key)
 		c := tx.Bucket(bucketByKey).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			v := runs.Get(idOfTimeKey(k[len(prefix):]))
+		for k, _ := c.Seek(append(slices.Clip(prefix), timeKey(since, "")...)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			id := idOfTimeKey(k[len(prefix):])
+			v := runs.Get(id)
 			if v == nil {
 				continue
 			}
@@ -431,9 +469,27 @@ func (l *Log) KeyRuns(playbook, key string) ([]Record, error) {
 			if err := json.Unmarshal(v, &rec); err != nil {
 				return err
 			}
+			seen[rec.ID] = true
 			out = append(out, rec)
 		}
-		return nil
+		var old []Record
+		err := tx.Bucket(bucketUnfinished).ForEach(func(id, _ []byte) error {
+			v := runs.Get(id)
+			if v == nil || seen[string(id)] {
+				return nil
+			}
+			var rec Record
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			if rec.Playbook == playbook && rec.LimitKey == key && rec.Counts() {
+				old = append(old, rec)
+			}
+			return nil
+		})
+		slices.SortFunc(old, func(a, b Record) int { return a.ClaimedAt.Compare(b.ClaimedAt) })
+		out = append(old, out...)
+		return err
 	})
 	return out, err
 }

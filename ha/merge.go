@@ -200,6 +200,9 @@ func indexAll(tx *bolt.Tx, rec Record) error {
 	if err := indexRepeat(tx, rec); err != nil {
 		return err
 	}
+	if err := indexUnfinished(tx, rec); err != nil {
+		return err
+	}
 	return tx.Bucket(bucketByTime).Put(timeKey(rec.ClaimedAt, rec.ID), nil)
 }
 
@@ -213,6 +216,9 @@ func unindexAll(tx *bolt.Tx, rec Record) error {
 		return err
 	}
 	if err := tx.Bucket(bucketRepeats).Delete([]byte(rec.ID)); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketUnfinished).Delete([]byte(rec.ID)); err != nil {
 		return err
 	}
 	return tx.Bucket(bucketByTime).Delete(timeKey(rec.ClaimedAt, rec.ID))
@@ -301,20 +307,33 @@ func (l *Log) LocalState() ([]byte, error) {
 			}
 			return nil
 		}
+		taken := map[string]bool{}
 		c := tx.Bucket(bucketByTime).Cursor()
 		n := 0
-		for k, _ := c.Last(); k != nil; k, _ = c.Prev() {
+		for k, _ := c.Last(); k != nil && n < FullStateRecords; k, _ = c.Prev() {
 			var rec Record
 			if err := json.Unmarshal(runs.Get(idOfTimeKey(k)), &rec); err != nil {
 				return err
 			}
-			if n >= FullStateRecords && rec.State.Final() {
-				continue
-			}
 			n++
+			taken[rec.ID] = true
 			if err := add(rec); err != nil {
 				return err
 			}
+		}
+		err := tx.Bucket(bucketUnfinished).ForEach(func(id, _ []byte) error {
+			v := runs.Get(id)
+			if v == nil || taken[string(id)] {
+				return nil
+			}
+			var rec Record
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			return add(rec)
+		})
+		if err != nil {
+			return err
 		}
 		if v := tx.Bucket(bucketBreaker).Get([]byte("state")); v != nil {
 			return json.Unmarshal(v, &st.Breaker)

@@ -87,7 +87,7 @@ func TestMergeConvergesInAnyOrder(t *testing.T) {
 			want = got
 		}
 		require.JSONEq(t, string(want), string(got), "order %v", order)
-		runs, err := l.KeyRuns("p", "k")
+		runs, err := l.KeyRuns("p", "k", time.Time{})
 		require.NoError(t, err)
 		require.Len(t, runs, 1, "one index entry for the version that stands")
 

@@ -92,7 +92,7 @@ func then(pb *playbooks.Playbook) []string {
 // storm in one payload is limited as the daemon would limit it.
 type dryHistory map[[2]string][]ha.Record
 
-func (h dryHistory) KeyRuns(playbook, key string) ([]ha.Record, error) {
+func (h dryHistory) KeyRuns(playbook, key string, _ time.Time) ([]ha.Record, error) {
 	return h[[2]string{playbook, key}], nil
 }
 
