@@ -42,7 +42,7 @@ build:
 
 ## run: start the daemon with examples/local (store under ./data, exec/webhook actions only) on LISTEN (127.0.0.1:9595)
 run: build
-	./$(BIN) serve --config.file=examples/local/selfheal.yml --storage.path=data/ --web.listen-address=$(LISTEN)
+	./$(BIN) serve --config.file=examples/local/selfheal.yml --storage.path=data/ --web.listen-address=$(LISTEN) --cluster.listen-address=
 
 ## deps: install what the tests need: Debian's prometheus, prometheus-alertmanager and etcd, and build kube-apiserver (cached)
 deps:

@@ -87,6 +87,12 @@ type replica struct {
 // loopback, with fast failure detection.
 func start(t testing.TB, name string, nw *partition, peers ...string) *replica {
 	t.Helper()
+	return startKeyed(t, name, nw, nil, peers...)
+}
+
+// startKeyed is start with gossip encrypted by key.
+func startKeyed(t testing.TB, name string, nw *partition, key []byte, peers ...string) *replica {
+	t.Helper()
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	lg, err := ha.Open(t.TempDir(), ha.Options{Node: name})
@@ -99,6 +105,7 @@ func start(t testing.TB, name string, nw *partition, peers ...string) *replica {
 		ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 50 * time.Millisecond,
 		ReconnectInterval: 200 * time.Millisecond, AskTimeout: time.Second,
 		Transport:  &cutTransport{NetTransport: nt, net: nw, self: addr},
+		SecretKey:  key,
 		Registerer: prometheus.NewRegistry(),
 	}, lg)
 	require.NoError(t, err)
@@ -230,4 +237,16 @@ func TestAloneIsReadyAtOnceAndAsksNoOne(t *testing.T) {
 	_, won, err := claimOn(r, episode(1, time.Now()), time.Now())
 	require.NoError(t, err)
 	require.True(t, won)
+}
+
+// TestGossipKey: replicas with the same key form a cluster; one with
+// another key is not let in.
+func TestGossipKey(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	nw := &partition{}
+	a := startKeyed(t, "a", nw, key)
+	b := startKeyed(t, "b", nw, key, a.addr)
+	require.Eventually(t, func() bool { return len(a.peer.Members()) == 2 && len(b.peer.Members()) == 2 }, 10*time.Second, 10*time.Millisecond)
+	c := startKeyed(t, "c", nw, []byte("fedcba9876543210fedcba9876543210"), a.addr)
+	require.Never(t, func() bool { return len(a.peer.Members()) > 2 || len(c.peer.Members()) > 1 }, time.Second, 50*time.Millisecond)
 }

@@ -70,7 +70,7 @@ func newServeCmd(app *kingpin.Application, logCfg *promslog.Config) *serveCmd {
 	cmd.Flag("cluster.pushpull-interval", "Interval between full state exchanges with a random replica.").Default(cluster.DefaultPushPullInterval.String()).DurationVar(&cf.pushPull)
 	cmd.Flag("cluster.settle-timeout", "How long to wait for the first full state exchange before becoming ready anyway.").Default(cluster.DefaultSettleTimeout.String()).DurationVar(&cf.settleTimeout)
 	cmd.Flag("cluster.claim-timeout", "How long a claim waits for the other replicas' answers before going on without them.").Default(cluster.DefaultAskTimeout.String()).DurationVar(&cf.claimTimeout)
-	cmd.Flag("cluster.gossip-key-file", "File holding a 16, 24 or 32 byte key (raw, or base64) that encrypts gossip; the same on every replica.").StringVar(&cf.keyFile)
+	cmd.Flag("cluster.gossip-key-file", "File holding a 16, 24 or 32 byte key, in base64, that encrypts gossip; the same on every replica.").StringVar(&cf.keyFile)
 	c.webFlags = &web.FlagConfig{
 		WebListenAddresses: cmd.Flag("web.listen-address", "Address to listen on for the webhook, API and metrics.").Default(":9595").Strings(),
 		WebSystemdSocket:   new(bool),
@@ -408,21 +408,22 @@ func (f clusterFlags) start(node string, store *ha.Log, logger *slog.Logger, reg
 	return p, nil
 }
 
-// readGossipKey reads a gossip key file: 16, 24 or 32 bytes, raw or in
-// base64. The key never reaches a log or an error.
+// readGossipKey reads a gossip key file: 16, 24 or 32 bytes in base64
+// (raw bytes would be ambiguous: many are valid base64 too). The key never
+// reaches a log or an error.
 func readGossipKey(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("--cluster.gossip-key-file: %w", err)
 	}
-	trimmed := bytes.TrimSpace(data)
-	if dec, err := base64.StdEncoding.DecodeString(string(trimmed)); err == nil && validKeyLen(len(dec)) {
-		return dec, nil
+	dec, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(data)))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("--cluster.gossip-key-file %s: not base64; make a key with `head -c 32 /dev/urandom | base64`", path)
+	case !validKeyLen(len(dec)):
+		return nil, fmt.Errorf("--cluster.gossip-key-file %s: want a 16, 24 or 32 byte key in base64 (like `head -c 32 /dev/urandom | base64`), got %d bytes", path, len(dec))
 	}
-	if validKeyLen(len(trimmed)) {
-		return trimmed, nil
-	}
-	return nil, fmt.Errorf("--cluster.gossip-key-file %s: want a 16, 24 or 32 byte key, raw or base64 (like `head -c 32 /dev/urandom | base64`), got %d bytes", path, len(trimmed))
+	return dec, nil
 }
 
 func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
