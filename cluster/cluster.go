@@ -116,7 +116,10 @@ type Peer struct {
 	mu      sync.Mutex
 	pending map[uint64]chan []byte
 	left    map[string]time.Time // members that left, and when
-	alive   map[string]bool      // members joined and not left
+	// nodes are copies of the members joined and not left, taken in
+	// memberlist's callbacks: the *Node that memberlist.Members returns
+	// is written by memberlist while it is read.
+	nodes map[string]memberlist.Node
 
 	settleOnce sync.Once
 	settled    chan struct{}
@@ -164,7 +167,7 @@ func Create(cfg Config, st State) (*Peer, error) {
 	p := &Peer{
 		cfg: cfg, state: st, lg: cfg.Logger.With("component", "cluster"),
 		m:       newMetrics(cfg.Registerer),
-		started: time.Now(), pending: map[uint64]chan []byte{}, left: map[string]time.Time{}, alive: map[string]bool{},
+		started: time.Now(), pending: map[uint64]chan []byte{}, left: map[string]time.Time{}, nodes: map[string]memberlist.Node{},
 		settled: make(chan struct{}), stop: make(chan struct{}),
 	}
 	mc := memberlist.DefaultLANConfig()
@@ -235,7 +238,7 @@ func (p *Peer) PeerTimeout() time.Duration { return p.cfg.PeerTimeout }
 func (p *Peer) numMembers() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.alive)
+	return len(p.nodes)
 }
 
 // joinLoop joins the configured peers, then again every reconnect
@@ -263,7 +266,7 @@ func (p *Peer) joinLoop() {
 		switch {
 		case n > 0:
 			if !joined {
-				p.lg.Info("joined the cluster", "contacted", n, "members", p.ml.NumMembers())
+				p.lg.Info("joined the cluster", "contacted", n, "members", p.numMembers())
 			}
 			joined = true
 		case err != nil && !joined:
@@ -276,7 +279,7 @@ func (p *Peer) joinLoop() {
 // missingPeers are the configured peers no member is at.
 func (p *Peer) missingPeers() []string {
 	have := map[string]bool{}
-	for _, n := range p.ml.Members() {
+	for _, n := range p.members() {
 		have[n.Address()] = true
 	}
 	var out []string
@@ -300,12 +303,17 @@ func (p *Peer) missingPeers() []string {
 	return out
 }
 
-func (p *Peer) selfAddr() string { return p.ml.LocalNode().Address() }
+func (p *Peer) selfAddr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := p.nodes[p.cfg.Name]
+	return n.Address()
+}
 
 func (p *Peer) settle(why string) {
 	p.settleOnce.Do(func() {
 		p.m.settled.Set(1)
-		p.lg.Info("cluster settled", "why", why, "members", p.ml.NumMembers(), "after", time.Since(p.started).Round(time.Millisecond))
+		p.lg.Info("cluster settled", "why", why, "members", p.numMembers(), "after", time.Since(p.started).Round(time.Millisecond))
 		close(p.settled)
 	})
 }
@@ -350,10 +358,22 @@ type Member struct {
 	Self    bool   `json:"self,omitempty"`
 }
 
-// Members returns the members memberlist knows alive or suspect, by name.
+// members returns copies of the members, this one included.
+func (p *Peer) members() []*memberlist.Node {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*memberlist.Node, 0, len(p.nodes))
+	for _, n := range p.nodes {
+		out = append(out, &n)
+	}
+	return out
+}
+
+// Members returns the members that joined and have not left (alive, or
+// suspect), by name.
 func (p *Peer) Members() []Member {
 	var out []Member
-	for _, n := range p.ml.Members() {
+	for _, n := range p.members() {
 		out = append(out, Member{Name: n.Name, Address: n.Address(), State: stateName(n.State), Self: n.Name == p.cfg.Name})
 	}
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
@@ -381,13 +401,11 @@ func (p *Peer) Gone(name string) (time.Time, bool) {
 	if name == p.cfg.Name {
 		return time.Time{}, false
 	}
-	for _, n := range p.ml.Members() {
-		if n.Name == name {
-			return time.Time{}, false
-		}
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if _, ok := p.nodes[name]; ok {
+		return time.Time{}, false
+	}
 	if at, ok := p.left[name]; ok {
 		return at, true
 	}
@@ -414,7 +432,7 @@ func (p *Peer) Broadcast(msg []byte) {
 
 func (p *Peer) others() []*memberlist.Node {
 	var out []*memberlist.Node
-	for _, n := range p.ml.Members() {
+	for _, n := range p.members() {
 		if n.Name != p.cfg.Name && n.State == memberlist.StateAlive {
 			out = append(out, n)
 		}
@@ -492,7 +510,7 @@ func (p *Peer) answer(msg []byte) {
 		p.lg.Warn("answer a member's claim", "from", from, "err", err)
 		return
 	}
-	for _, node := range p.ml.Members() {
+	for _, node := range p.members() {
 		if node.Name == from {
 			data := append(append([]byte{kindAnswer}, id...), ans...)
 			p.m.sent.WithLabelValues("answer").Inc()
@@ -601,8 +619,8 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 	p := (*Peer)(e)
 	p.mu.Lock()
 	delete(p.left, n.Name)
-	p.alive[n.Name] = true
-	p.m.members.Set(float64(len(p.alive)))
+	p.nodes[n.Name] = *n
+	p.m.members.Set(float64(len(p.nodes)))
 	p.mu.Unlock()
 	if n.Name != p.cfg.Name {
 		p.lg.Info("member joined", "member", n.Name, "address", n.Address())
@@ -613,13 +631,20 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	p := (*Peer)(e)
 	p.mu.Lock()
 	p.left[n.Name] = time.Now()
-	delete(p.alive, n.Name)
-	p.m.members.Set(float64(len(p.alive)))
+	delete(p.nodes, n.Name)
+	p.m.members.Set(float64(len(p.nodes)))
 	p.mu.Unlock()
 	p.lg.Warn("member left", "member", n.Name, "address", n.Address())
 }
 
-func (e *events) NotifyUpdate(*memberlist.Node) {}
+func (e *events) NotifyUpdate(n *memberlist.Node) {
+	p := (*Peer)(e)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.nodes[n.Name]; ok {
+		p.nodes[n.Name] = *n
+	}
+}
 
 // logWriter turns memberlist's log lines ("[DEBUG] memberlist: ...") into
 // slog records at their level.
