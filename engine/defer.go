@@ -36,6 +36,14 @@ func (e *Engine) hold(j job) {
 	e.lg.Info("run waits", "run", j.rec.ID, "playbook", j.rec.Playbook, "until", j.at(), "why", j.rec.Waiting)
 }
 
+// held reports whether the run id is held.
+func (e *Engine) held(id string) bool {
+	e.waiting.mu.Lock()
+	defer e.waiting.mu.Unlock()
+	_, ok := e.waiting.jobs[id]
+	return ok
+}
+
 func (e *Engine) waitingLen() int {
 	e.waiting.mu.Lock()
 	defer e.waiting.mu.Unlock()

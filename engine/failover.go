@@ -57,6 +57,25 @@ func (e *Engine) failover(ctx context.Context) error {
 				return err
 			}
 		}
+		e.adoptRepeats()
+	}
+}
+
+// adoptRepeats holds here the pending repeats of replicas gone for
+// PeerTimeout: when one falls due, its claim decides which replica runs it.
+func (e *Engine) adoptRepeats() {
+	recs, err := e.log.Repeats()
+	if err != nil {
+		e.lg.Error("read pending repeats for take-over", "err", err)
+		return
+	}
+	for _, rec := range recs {
+		since, gone := e.opts.Cluster.Gone(rec.Node)
+		if !gone || e.opts.Now().Sub(since) < e.opts.Cluster.PeerTimeout() || e.held(rec.ID) {
+			continue
+		}
+		e.lg.Info("holding the pending repeat of a replica that left", "run", rec.ID, "from", rec.Node, "at", rec.RepeatAt)
+		e.hold(job{rec: rec, pb: e.playbook(rec.Playbook)})
 	}
 }
 

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -42,6 +43,10 @@ func TestFailoverTakesOverTheRunsOfAGoneReplica(t *testing.T) {
   - name: idempotent
     match: ['alertname="DiskFull"']
     steps: [{name: s, action: record, safe_to_retry: true}]
+  - name: again
+    match: ['alertname="Again"']
+    repeat_after: 1h
+    steps: [{name: s, action: record}]
 `
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
@@ -67,6 +72,16 @@ func TestFailoverTakesOverTheRunsOfAGoneReplica(t *testing.T) {
 		m := &members{gone: map[string]time.Time{}}
 		f := newFixture(t, dir, pbs, engine.Options{Cluster: m})
 		synctest.Wait()
+		// Gossip brings a finished run of "other" whose repeat is pending,
+		// due in a minute.
+		rep := episodesOf("w9", 1, time.Now())[0]
+		rep.Labels = map[string]string{"alertname": "Again"}
+		rep.Fingerprint = alert.Fingerprint(rep.Labels)
+		done := ha.Record{ID: ha.RunID("again", rep.Episode()), Playbook: "again", Episode: rep.Episode(), Alert: rep,
+			Node: "other", State: ha.Succeeded, ClaimedAt: time.Now(), FinishedAt: time.Now(), RepeatAt: time.Now().Add(time.Minute)}
+		full, err := json.Marshal(map[string]any{"records": []ha.Record{done}})
+		require.NoError(t, err)
+		require.NoError(t, f.log.MergeState(full))
 		require.Zero(t, f.rec.count(), "another replica's runs are not resumed at a start")
 		m.mu.Lock()
 		m.gone["other"] = time.Now()
@@ -97,5 +112,12 @@ func TestFailoverTakesOverTheRunsOfAGoneReplica(t *testing.T) {
 		_, failed, err := f.log.Outcomes(time.Now().Add(-time.Hour))
 		require.NoError(t, err)
 		require.Equal(t, 1, failed, "the breaker counts the interrupted run")
+
+		require.Equal(t, 2, f.rec.count(), "the repeat is not due yet")
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		f.settle(t)
+		require.Equal(t, 3, f.rec.count(), "the gone replica's pending repeat ran here")
+		require.Equal(t, "n1", get(ha.RepeatID("again", rep.Episode(), 1)).Node)
 	})
 }
