@@ -1,0 +1,75 @@
+package ha
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/selfheal/selfheal/alert"
+)
+
+func benchAlerts(n int, t0 time.Time) []alert.Alert {
+	out := make([]alert.Alert, n)
+	for i := range out {
+		labels := map[string]string{
+			"alertname": "CleanDataWorkerStuck", "instance": fmt.Sprintf("worker-%07d:9100", i), "job": "clean_data_worker",
+			"jenkins_job": "clean_data_worker", "selfhealing": "true", "severity": "high", "team": "data", "cluster": "eu-1",
+		}
+		out[i] = alert.Alert{Status: alert.Firing, Labels: labels, StartsAt: t0, Fingerprint: alert.Fingerprint(labels)}
+	}
+	return out
+}
+
+// BenchmarkObserve is the episode lookup of every delivered alert: a new
+// episode (written, fsynced) and a duplicate (read, and its last-seen time
+// written), in a log holding 100 episodes.
+func BenchmarkObserve(b *testing.B) {
+	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	for _, kind := range []string{"new", "duplicate"} {
+		b.Run(kind, func(b *testing.B) {
+			l, err := Open(b.TempDir(), Options{Node: "n1"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			seed := benchAlerts(100, t0)
+			for _, a := range seed[:100] {
+				if _, err := l.Observe(a); err != nil {
+					b.Fatal(err)
+				}
+			}
+			fresh := benchAlerts(b.N, t0.Add(time.Hour))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				a := seed[i%100]
+				if kind == "new" {
+					a = fresh[i]
+				}
+				if _, err := l.Observe(a); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkClaimAppend is the log append of a decision: a claim, on disk
+// (fsync) before it returns, alone (no cluster).
+func BenchmarkClaimAppend(b *testing.B) {
+	l, err := Open(b.TempDir(), Options{Node: "n1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	as := benchAlerts(b.N, t0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for _, a := range as {
+		if _, won, err := l.Claim(context.Background(), Record{ID: RunID("p", a.Episode()), Playbook: "p", Episode: a.Episode(), Alert: a, LimitKey: "k"}); err != nil || !won {
+			b.Fatal(err)
+		}
+	}
+}
