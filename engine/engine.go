@@ -289,11 +289,12 @@ func (e *Engine) dispatch(ctx context.Context) error {
 // When it returns nil, every decision is on disk and b may be acknowledged.
 func (e *Engine) handle(ctx context.Context, b alert.Batch) error {
 	set := e.Playbooks()
-	for _, a := range b.Alerts {
-		obs, err := e.log.Observe(a)
-		if err != nil {
-			return err
-		}
+	all, err := e.observeAll(b.Alerts)
+	if err != nil {
+		return err
+	}
+	for i, a := range b.Alerts {
+		obs := all[i]
 		e.m.episodes.WithLabelValues(string(obs)).Inc()
 		if obs == ha.Ended {
 			e.cancelWaiting(ctx, a.Episode())
@@ -371,6 +372,28 @@ func (e *Engine) claim(ctx context.Context, a alert.Alert, pb *playbooks.Playboo
 	}
 	e.lg.Info("run claimed", "run", stored.ID, "playbook", pb.Name, "episode", stored.Episode.String(), "alertname", a.Name())
 	return e.claimedOrWaiting(ctx, job{rec: stored, pb: pb})
+}
+
+// BatchObserver observes a batch in one write (an *ha.Log).
+type BatchObserver interface {
+	ObserveAll(alerts []alert.Alert) ([]ha.Observation, error)
+}
+
+// observeAll observes every alert of a batch: in one write when the log
+// can, else one by one.
+func (e *Engine) observeAll(alerts []alert.Alert) ([]ha.Observation, error) {
+	if bo, ok := e.log.(BatchObserver); ok {
+		return bo.ObserveAll(alerts)
+	}
+	out := make([]ha.Observation, len(alerts))
+	for i, a := range alerts {
+		obs, err := e.log.Observe(a)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = obs
+	}
+	return out, nil
 }
 
 func (e *Engine) enqueue(ctx context.Context, j job) error {

@@ -39,6 +39,13 @@ func (d *fullDisk) Observe(a alert.Alert) (ha.Observation, error) {
 	return d.Log.Observe(a)
 }
 
+func (d *fullDisk) ObserveAll(alerts []alert.Alert) ([]ha.Observation, error) {
+	if err := d.fail("observe", ha.Record{}); err != nil {
+		return nil, err
+	}
+	return d.Log.ObserveAll(alerts)
+}
+
 func (d *fullDisk) Claim(ctx context.Context, rec ha.Record) (ha.Record, bool, error) {
 	if err := d.fail("claim", rec); err != nil {
 		return ha.Record{}, false, err

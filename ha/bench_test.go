@@ -73,3 +73,26 @@ func BenchmarkClaimAppend(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkObserveAll observes a 100-alert batch of new episodes in one
+// write, as the engine does for each accepted notification.
+func BenchmarkObserveAll(b *testing.B) {
+	l, err := Open(b.TempDir(), Options{Node: "n1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	batches := make([][]alert.Alert, b.N)
+	for i := range batches {
+		batches[i] = benchAlerts(100, t0.Add(time.Duration(i)*time.Second))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for _, batch := range batches {
+		if _, err := l.ObserveAll(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/alert")
+}

@@ -58,51 +58,109 @@ type episodeState struct {
 // Observe records that a was delivered and classifies the delivery. The
 // episode table is on disk, so a restart keeps knowing which episodes ended.
 func (l *Log) Observe(a alert.Alert) (Observation, error) {
-	key := []byte(a.Episode().Key())
+	obs, err := l.ObserveAll([]alert.Alert{a})
+	if err != nil {
+		return "", err
+	}
+	return obs[0], nil
+}
+
+// lastSeenEvery is how stale an episode's last-seen time may get before a
+// duplicate delivery writes it again: it only says when a resolved episode
+// may be forgotten (Prune), so a burst of duplicates need not write at all.
+const lastSeenEvery = time.Minute
+
+// ObserveAll is Observe for a batch of alerts, in one write (one fsync),
+// or none when every alert is a duplicate seen lately.
+func (l *Log) ObserveAll(alerts []alert.Alert) ([]Observation, error) {
 	now := l.now().UTC()
-	var obs Observation
-	err := l.db.Update(func(tx *bolt.Tx) error {
+	out := make([]Observation, len(alerts))
+	keys := make([][]byte, len(alerts))
+	for i, a := range alerts {
+		keys[i] = []byte(a.Episode().Key())
+	}
+	// Most deliveries are repeats: classify them without a write first.
+	write := false
+	err := l.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEpisodes)
-		var st episodeState
-		seen := false
-		if v := b.Get(key); v != nil {
+		for i, a := range alerts {
+			v := b.Get(keys[i])
+			if v == nil {
+				write = true
+				return nil
+			}
+			var st episodeState
 			if err := json.Unmarshal(v, &st); err != nil {
 				return err
 			}
-			seen = true
-		}
-		obs = classify(seen, st.Status, a.Status)
-		if !seen {
-			st.FirstSeen = now
-		}
-		st.LastSeen = now
-		if a.Status == alert.Resolved && st.Status != alert.Resolved {
-			st.Status, st.ResolvedAt = alert.Resolved, now
-		} else if !seen {
-			st.Status = a.Status
-		}
-		switch obs {
-		case New:
-			if err := putJSON(tx.Bucket(bucketFiring), string(key), a); err != nil {
-				return err
-			}
-		case Ended:
-			if err := tx.Bucket(bucketFiring).Delete(key); err != nil {
-				return err
+			out[i] = classify(true, st.Status, a.Status)
+			if out[i] != Duplicate || now.Sub(st.LastSeen) >= lastSeenEvery {
+				write = true
+				return nil
 			}
 		}
-		return putJSON(b, string(key), st)
+		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("observe episode %s: %w", a.Episode(), err)
+		return nil, fmt.Errorf("observe episodes: %w", err)
 	}
-	switch obs {
-	case New:
-		l.broadcast(message{Episode: &episodeDelta{Key: string(key), Status: alert.Firing}})
-	case Ended:
-		l.broadcast(message{Episode: &episodeDelta{Key: string(key), Status: alert.Resolved, ResolvedAt: now}})
+	if !write {
+		return out, nil
 	}
-	return obs, nil
+	err = l.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEpisodes)
+		for i, a := range alerts {
+			key := keys[i]
+			var st episodeState
+			seen := false
+			if v := b.Get(key); v != nil {
+				if err := json.Unmarshal(v, &st); err != nil {
+					return err
+				}
+				seen = true
+			}
+			obs := classify(seen, st.Status, a.Status)
+			out[i] = obs
+			if obs == Duplicate && now.Sub(st.LastSeen) < lastSeenEvery {
+				continue
+			}
+			if !seen {
+				st.FirstSeen = now
+			}
+			st.LastSeen = now
+			if a.Status == alert.Resolved && st.Status != alert.Resolved {
+				st.Status, st.ResolvedAt = alert.Resolved, now
+			} else if !seen {
+				st.Status = a.Status
+			}
+			switch obs {
+			case New:
+				if err := putJSON(tx.Bucket(bucketFiring), string(key), a); err != nil {
+					return err
+				}
+			case Ended:
+				if err := tx.Bucket(bucketFiring).Delete(key); err != nil {
+					return err
+				}
+			}
+			if err := putJSON(b, string(key), st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("observe episodes: %w", err)
+	}
+	for i, obs := range out {
+		switch obs {
+		case New:
+			l.broadcast(message{Episode: &episodeDelta{Key: string(keys[i]), Status: alert.Firing}})
+		case Ended:
+			l.broadcast(message{Episode: &episodeDelta{Key: string(keys[i]), Status: alert.Resolved, ResolvedAt: now}})
+		}
+	}
+	return out, nil
 }
 
 func classify(seen bool, was, now alert.Status) Observation {
