@@ -5,12 +5,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/selfheal/selfheal/alert"
 )
 
 // benchSet is 100 playbooks, each on its own alertname with two more
 // matchers, as a large team's catalog looks; a few match on labels only.
-func benchSet(b *testing.B) *Set {
+func benchSet(b testing.TB) *Set {
 	b.Helper()
 	var src strings.Builder
 	src.WriteString("playbooks:\n")
@@ -54,5 +56,24 @@ func BenchmarkMatch(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestMatchIndexAgreesWithEveryMatcher: the alertname index picks exactly
+// the playbooks that checking each one would, in name order.
+func TestMatchIndexAgreesWithEveryMatcher(t *testing.T) {
+	set := benchSet(t)
+	for _, name := range []string{"Alert000", "Alert042", "Alert099", "Alert009", "Unrelated", ""} {
+		for _, team := range []string{"data", "t9", "t19"} {
+			a := benchAlert(name)
+			a.Labels["team"] = team
+			var want []*Playbook
+			for _, pb := range set.All() {
+				if pb.matches(a.Status, a.LabelSet()) {
+					want = append(want, pb)
+				}
+			}
+			require.Equal(t, want, set.Match(a), "%s %s", name, team)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/prometheus/alertmanager/pkg/labels"
+
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/alert"
 )
@@ -16,6 +18,11 @@ import (
 type Set struct {
 	sorted []*Playbook // by name
 	byName map[string]*Playbook
+	// byAlertname indexes, by its value, the playbooks with an
+	// alertname="..." matcher, as positions in sorted; the others are in
+	// unindexed. Match checks only the candidates an alert's name picks.
+	byAlertname map[string][]int
+	unindexed   []int
 }
 
 // NewSet returns the set of pbs. A name used by two playbooks is an error
@@ -41,7 +48,26 @@ func NewSet(pbs []*Playbook) (*Set, error) {
 		return nil, err
 	}
 	slices.SortFunc(s.sorted, func(a, b *Playbook) int { return strings.Compare(a.Name, b.Name) })
+	s.byAlertname = map[string][]int{}
+	for i, pb := range s.sorted {
+		if name, ok := alertnameOf(pb); ok {
+			s.byAlertname[name] = append(s.byAlertname[name], i)
+		} else {
+			s.unindexed = append(s.unindexed, i)
+		}
+	}
 	return s, nil
+}
+
+// alertnameOf returns the value of pb's alertname="..." matcher, if it has
+// one: every alert it matches has that name.
+func alertnameOf(pb *Playbook) (string, bool) {
+	for _, m := range pb.Matchers {
+		if m.Name == "alertname" && m.Type == labels.MatchEqual {
+			return m.Value, true
+		}
+	}
+	return "", false
 }
 
 // LoadFiles expands each glob (relative paths are used as given, against
@@ -143,10 +169,18 @@ func (s *Set) Match(a alert.Alert) []*Playbook {
 	if s == nil {
 		return nil
 	}
+	candidates := s.byAlertname[a.Labels["alertname"]]
+	if len(s.unindexed) > 0 {
+		candidates = append(slices.Clip(candidates), s.unindexed...)
+		slices.Sort(candidates) // name order, as documented
+	}
+	if len(candidates) == 0 {
+		return nil
+	}
 	ls := a.LabelSet()
 	var out []*Playbook
-	for _, pb := range s.sorted {
-		if pb.matches(a.Status, ls) {
+	for _, i := range candidates {
+		if pb := s.sorted[i]; pb.matches(a.Status, ls) {
 			out = append(out, pb)
 		}
 	}
