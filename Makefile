@@ -77,10 +77,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(or $(FUZZTIME),$(FUZZ_MANIFEST)) ./playbooks/kube/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),$(FUZZ_CONFIG)) ./config/
 
-## bench: run the benchmarks
+## bench: the Go micro-benchmarks (bench.txt), then the harness in bench/ (selfheal against the bare receiver of ../shared/bench, latencies, footprint, start time), which writes BENCHMARKS.md; about 7 min on 2 cores, raw outputs in /tmp/selfheal-bench
 bench:
-	$(GO) test -run '^$$' -bench . -skip LogFootprint -benchmem -count 6 ./... | tee bench.txt
-	$(GO) test -run '^$$' -bench LogFootprint -benchtime 1x ./ha | tee -a bench.txt
+	start=$$(date +%s); \
+	$(GO) test -run '^$$' -bench . -skip LogFootprint -benchmem -count 6 ./... | tee bench.txt; \
+	$(GO) test -run '^$$' -bench LogFootprint -benchtime 1x ./ha | tee -a bench.txt; \
+	GO=$(GO) $(GO) run ./bench -micro bench.txt -started $$start
 
 ## vet: go vet
 vet:
