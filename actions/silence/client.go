@@ -2,24 +2,20 @@ package silence
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/go-openapi/runtime"
-	httptransport "github.com/go-openapi/runtime/client"
 	"github.com/go-openapi/strfmt"
 	amsilence "github.com/prometheus/alertmanager/api/v2/client/silence"
 	"github.com/prometheus/alertmanager/api/v2/models"
 
 	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/amapi"
 	"github.com/selfheal/selfheal/redact"
 )
 
@@ -27,11 +23,6 @@ const (
 	// requestTimeout bounds each API request; a step's context may end it
 	// sooner.
 	requestTimeout = 30 * time.Second
-	// messageLimit is how much of an error response body is kept.
-	messageLimit = 1 << 10
-	// drainLimit is how much more of a body is read (and dropped) so the
-	// connection can be reused.
-	drainLimit = 64 << 10
 )
 
 // ErrNotFound is returned (wrapped) by Expire when Alertmanager does not
@@ -52,32 +43,16 @@ type client struct {
 // newClient builds the go-openapi transport as amtool does
 // (runtime/client.NewWithClient) on u with hc (nil: &http.Client{}).
 func newClient(u *url.URL, hc *http.Client) *client {
-	if hc == nil {
-		hc = &http.Client{}
-	}
-	basePath := strings.TrimSuffix(u.Path, "/") + "/api/v2/"
-	rt := httptransport.NewWithClient(u.Host, basePath, []string{u.Scheme}, hc)
-	// The runtime turns on request dumps to stderr when $DEBUG is set;
-	// they would show credentials.
-	rt.Debug = false
-	// An error page of a proxy in front of Alertmanager may have any
-	// content type; without a catch-all consumer its status would be lost.
-	rt.Consumers["*/*"] = runtime.ByteStreamConsumer()
-	var secrets []string
-	if u.User != nil {
-		pw, _ := u.User.Password()
-		rt.DefaultAuthentication = httptransport.BasicAuth(u.User.Username(), pw)
-		secrets = redact.BasicAuth(u.User.Username(), pw)
-	}
+	rt, redactor := amapi.Transport(u, hc)
 	shown := *u
 	shown.Path = strings.TrimSuffix(shown.Path, "/")
-	return &client{api: amsilence.New(rt, strfmt.Default), url: shown.Redacted(), redactor: redact.New(secrets...)}
+	return &client{api: amsilence.New(rt, strfmt.Default), url: shown.Redacted(), redactor: redactor}
 }
 
 // post creates s and returns its id. Errors are classified by classify.
 func (c *client) post(ctx context.Context, s *models.PostableSilence) (string, error) {
 	params := amsilence.NewPostSilencesParamsWithContext(ctx).WithTimeout(requestTimeout).WithSilence(s)
-	ok, err := c.api.PostSilences(params, readStatus)
+	ok, err := c.api.PostSilences(params, amapi.ReadStatus)
 	if err != nil {
 		return "", classify(ctx, err)
 	}
@@ -91,18 +66,18 @@ func (c *client) post(ctx context.Context, s *models.PostableSilence) (string, e
 // unknown id is ErrNotFound.
 func (c *client) expire(ctx context.Context, id string) error {
 	params := amsilence.NewDeleteSilenceParamsWithContext(ctx).WithTimeout(requestTimeout).WithSilenceID(strfmt.UUID(id))
-	_, err := c.api.DeleteSilence(params, readStatus)
+	_, err := c.api.DeleteSilence(params, amapi.ReadStatus)
 	if err == nil {
 		return nil
 	}
-	var se *statusError
+	var se *amapi.StatusError
 	if errors.As(err, &se) {
 		switch {
-		case se.code == http.StatusNotFound,
+		case se.Code == http.StatusNotFound,
 			// Alertmanager 0.25 answers 500 with silence.ErrNotFound's text.
-			se.code == http.StatusInternalServerError && se.msg == "silence not found":
+			se.Code == http.StatusInternalServerError && se.Msg == "silence not found":
 			return fmt.Errorf("%w: %w", ErrNotFound, err)
-		case se.code == http.StatusInternalServerError && strings.Contains(se.msg, "already expired"):
+		case se.Code == http.StatusInternalServerError && strings.Contains(se.Msg, "already expired"):
 			// Older Alertmanagers answer 500 "silence <id> already
 			// expired"; the silence is where expiring it again would
 			// put it.
@@ -117,7 +92,7 @@ func (c *client) expire(ctx context.Context, id string) error {
 // permanent: the run is over.
 func classify(ctx context.Context, err error) error {
 	var (
-		se *statusError
+		se *amapi.StatusError
 		ue *url.Error
 		ne net.Error
 	)
@@ -125,7 +100,7 @@ func classify(ctx context.Context, err error) error {
 	case ctx.Err() != nil:
 		return context.Cause(ctx)
 	case errors.As(err, &se):
-		if se.code >= 500 || se.code == http.StatusRequestTimeout || se.code == http.StatusTooManyRequests {
+		if se.Code >= 500 || se.Code == http.StatusRequestTimeout || se.Code == http.StatusTooManyRequests {
 			return actions.Retryable(err)
 		}
 		return err
@@ -133,68 +108,4 @@ func classify(ctx context.Context, err error) error {
 		return actions.Retryable(err)
 	}
 	return err
-}
-
-// statusError is a non-2xx answer of the API, with its message.
-type statusError struct {
-	code   int
-	status string // "400 Bad Request"
-	msg    string
-}
-
-func (e *statusError) Error() string {
-	if e.msg == "" {
-		return "status " + e.status
-	}
-	return fmt.Sprintf("status %s: %s", e.status, e.msg)
-}
-
-// readStatus makes an operation turn every non-2xx response into a
-// *statusError carrying the API's message. The generated readers know only
-// the documented codes and drop the body of the others (a proxy's 502).
-func readStatus(op *runtime.ClientOperation) { op.Reader = statusReader{next: op.Reader} }
-
-type statusReader struct{ next runtime.ClientResponseReader }
-
-func (r statusReader) ReadResponse(resp runtime.ClientResponse, cons runtime.Consumer) (any, error) {
-	code := resp.Code()
-	if code >= 200 && code < 300 {
-		return r.next.ReadResponse(resp, cons)
-	}
-	status := resp.Message()
-	if status == "" {
-		status = strconv.Itoa(code)
-	}
-	return nil, &statusError{code: code, status: status, msg: apiMessage(resp.Body())}
-}
-
-// apiMessage reads the message of an error body: a JSON string (what
-// Alertmanager sends), the "message" of a JSON object (go-openapi's
-// validation errors) or the start of the text. It drains a bounded rest so
-// the connection can be reused.
-func apiMessage(body io.Reader) string {
-	if body == nil {
-		return ""
-	}
-	b, _ := io.ReadAll(io.LimitReader(body, messageLimit+1))
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, drainLimit))
-	more := len(b) > messageLimit
-	if more {
-		b = b[:messageLimit]
-	}
-	var s string
-	if json.Unmarshal(b, &s) == nil {
-		return strings.TrimSpace(s)
-	}
-	var obj struct {
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(b, &obj) == nil && obj.Message != "" {
-		return obj.Message
-	}
-	s = strings.ToValidUTF8(strings.TrimSpace(string(b)), "\uFFFD")
-	if more {
-		s += "…"
-	}
-	return s
 }

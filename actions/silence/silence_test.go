@@ -10,6 +10,7 @@ import (
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/alert"
+	"github.com/selfheal/selfheal/amapi"
 	"github.com/selfheal/selfheal/strictyaml"
 )
 
@@ -250,12 +251,12 @@ func TestAPIMessage(t *testing.T) {
 		{name: "go-openapi validation error", body: `{"code":602,"message":"matchers in body is required"}`,
 			want: "matchers in body is required"},
 		{name: "text", body: "  <html>bad gateway</html>\n", want: "<html>bad gateway</html>"},
-		{name: "long text", body: strings.Repeat("a", messageLimit+5), want: strings.Repeat("a", messageLimit) + "…"},
+		{name: "long text", body: strings.Repeat("a", amapi.MessageLimit+5), want: strings.Repeat("a", amapi.MessageLimit) + "…"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := strings.NewReader(tt.body)
-			require.Equal(t, tt.want, apiMessage(r))
+			require.Equal(t, tt.want, amapi.Message(r))
 			require.Zero(t, r.Len(), "the body is drained")
 		})
 	}
