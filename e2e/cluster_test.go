@@ -20,7 +20,7 @@ type replicaSet struct {
 	ds             []*daemon
 }
 
-// clusterConfig writes, for each replica, a config dir whose playbook
+// newReplicaSet writes, for each of n replicas, a config dir whose playbook
 // appends the replica's name and the episode to the shared file ran.
 func newReplicaSet(t *testing.T, n int, ran, extraPlaybook string) *replicaSet {
 	t.Helper()

@@ -321,16 +321,7 @@ func (l *Log) List(limit int) ([]Record, error) {
 func (l *Log) Unfinished() ([]Record, error) {
 	var out []Record
 	err := l.db.View(func(tx *bolt.Tx) error {
-		runs := tx.Bucket(bucketRuns)
-		return tx.Bucket(bucketUnfinished).ForEach(func(id, _ []byte) error {
-			v := runs.Get(id)
-			if v == nil {
-				return nil
-			}
-			var rec Record
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return err
-			}
+		return eachIn(tx, bucketUnfinished, func(rec Record) error {
 			out = append(out, rec)
 			return nil
 		})
@@ -342,6 +333,23 @@ func (l *Log) Unfinished() ([]Record, error) {
 		return strings.Compare(a.ID, b.ID)
 	})
 	return out, err
+}
+
+// eachIn calls fn with each record whose id is a key of the index bucket
+// (the unfinished runs, the pending repeats), in id order.
+func eachIn(tx *bolt.Tx, bucket []byte, fn func(Record) error) error {
+	runs := tx.Bucket(bucketRuns)
+	return tx.Bucket(bucket).ForEach(func(id, _ []byte) error {
+		v := runs.Get(id)
+		if v == nil {
+			return nil
+		}
+		var rec Record
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return err
+		}
+		return fn(rec)
+	})
 }
 
 // indexUnfinished keeps rec in the unfinished index while it is not final.
@@ -410,16 +418,7 @@ func (l *Log) Prune(cutoff time.Time) (int, error) {
 func (l *Log) Repeats() ([]Record, error) {
 	var out []Record
 	err := l.db.View(func(tx *bolt.Tx) error {
-		runs := tx.Bucket(bucketRuns)
-		return tx.Bucket(bucketRepeats).ForEach(func(id, _ []byte) error {
-			v := runs.Get(id)
-			if v == nil {
-				return nil
-			}
-			var rec Record
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return err
-			}
+		return eachIn(tx, bucketRepeats, func(rec Record) error {
 			out = append(out, rec)
 			return nil
 		})
@@ -473,16 +472,8 @@ func (l *Log) KeyRuns(playbook, key string, since time.Time) ([]Record, error) {
 			out = append(out, rec)
 		}
 		var old []Record
-		err := tx.Bucket(bucketUnfinished).ForEach(func(id, _ []byte) error {
-			v := runs.Get(id)
-			if v == nil || seen[string(id)] {
-				return nil
-			}
-			var rec Record
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return err
-			}
-			if rec.Playbook == playbook && rec.LimitKey == key && rec.Counts() {
+		err := eachIn(tx, bucketUnfinished, func(rec Record) error {
+			if !seen[rec.ID] && rec.Playbook == playbook && rec.LimitKey == key && rec.Counts() {
 				old = append(old, rec)
 			}
 			return nil

@@ -321,14 +321,9 @@ func (l *Log) LocalState() ([]byte, error) {
 				return err
 			}
 		}
-		err := tx.Bucket(bucketUnfinished).ForEach(func(id, _ []byte) error {
-			v := runs.Get(id)
-			if v == nil || taken[string(id)] {
+		err := eachIn(tx, bucketUnfinished, func(rec Record) error {
+			if taken[rec.ID] {
 				return nil
-			}
-			var rec Record
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return err
 			}
 			return add(rec)
 		})
