@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,8 +25,12 @@ var bucketInbox = []byte("inbox")
 var ErrFull = errors.New("inbox full")
 
 // Inbox is the durable queue between the webhook and the engine. Put
-// returns only once the batch is fsynced; concurrent Puts share one commit
-// (bbolt's Batch), so a burst costs few fsyncs. A batch stays in the inbox
+// returns only once the batch is fsynced. Commits are grouped: a Put that
+// finds no commit under way writes its batch at once; Puts that arrive
+// while a commit is being written wait for it to end and are then written
+// together, in one transaction and one fsync. So a lone request never
+// waits for company, and a burst costs about one fsync per fsync time
+// rather than one per request. A batch stays in the inbox
 // until the engine acknowledges it, so a crash after 202 loses nothing: the
 // batch is delivered again after the restart.
 //
@@ -44,6 +49,28 @@ type Inbox struct {
 	sizes  map[uint64]int
 	cursor uint64        // last seq handed out by Next
 	wake   chan struct{} // signalled after each Put
+
+	// Group commit: queue holds the Puts waiting for the next commit;
+	// writing is true while one goroutine (the first Put that found no
+	// commit under way) writes them.
+	queue   []*put
+	writing bool
+	// commits counts transactions written by Put; beforeCommit, when set
+	// by a test, runs before each.
+	commits      atomic.Int64
+	beforeCommit func()
+}
+
+// put is one Put waiting for its commit: its encoded batch, and where the
+// commit reports the sequence number it got, or the error.
+type put struct {
+	data []byte
+	seq  uint64
+	err  error
+	// turn is closed when the batch is committed, or, with lead set, when
+	// it is this Put's turn to write.
+	turn chan struct{}
+	lead bool
 }
 
 // OpenInbox opens (or creates) dir/inbox.db. capacity is the most alerts it
@@ -60,8 +87,6 @@ func OpenInbox(dir string, capacity int) (*Inbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open inbox %s: %w", path, err)
 	}
-	// Group commit: a concurrent Put waits at most this long to share an fsync.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	in := &Inbox{db: db, capacity: capacity, sizes: map[uint64]int{}, wake: make(chan struct{}, 1)}
 	err = db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketInbox)
@@ -109,22 +134,16 @@ func (in *Inbox) Put(ctx context.Context, b alert.Batch) (alert.Batch, error) {
 	in.depth += n // reserve, so concurrent Puts cannot overshoot
 	in.mu.Unlock()
 
-	err := in.db.Batch(func(tx *bolt.Tx) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		bk := tx.Bucket(bucketInbox)
-		seq, err := bk.NextSequence()
-		if err != nil {
-			return err
-		}
-		b.Seq = seq
-		data, err := json.Marshal(b)
-		if err != nil {
-			return err
-		}
-		return bk.Put(seqKey(seq), data)
-	})
+	// Encoded here, in the request's goroutine, not in the commit: the
+	// sequence number is the key, and the batch takes it back when read.
+	err := ctx.Err()
+	var data []byte
+	if err == nil {
+		data, err = json.Marshal(b)
+	}
+	if err == nil {
+		b.Seq, err = in.commit(data)
+	}
 	if err != nil {
 		in.mu.Lock()
 		in.depth -= n // the reservation of a batch that was never stored
@@ -136,6 +155,88 @@ func (in *Inbox) Put(ctx context.Context, b alert.Batch) (alert.Batch, error) {
 	default:
 	}
 	return b, nil
+}
+
+// commit stores data as the next batch and returns its sequence number,
+// once it is fsynced. A Put that finds no commit under way writes at
+// once, with whatever else is queued by then; Puts that arrive meanwhile
+// queue, and when the commit ends the first of them writes all that are
+// queued, and so on: each writer writes one round, so none is held up
+// serving later requests.
+func (in *Inbox) commit(data []byte) (uint64, error) {
+	p := &put{data: data, turn: make(chan struct{})}
+	in.mu.Lock()
+	in.queue = append(in.queue, p)
+	if in.writing {
+		in.mu.Unlock()
+		// The wait is not cut short by the request's context: once queued
+		// the batch may be stored, and a stored batch its sender was told
+		// had failed would be delivered again by Alertmanager's retry.
+		<-p.turn
+		if !p.lead {
+			return p.seq, p.err
+		}
+		in.mu.Lock()
+	}
+	in.writing = true
+	group := in.queue
+	in.queue = nil
+	in.mu.Unlock()
+	in.write(group)
+	in.mu.Lock()
+	if len(in.queue) > 0 {
+		next := in.queue[0]
+		next.lead = true
+		close(next.turn)
+	} else {
+		in.writing = false
+	}
+	in.mu.Unlock()
+	return p.seq, p.err
+}
+
+// write stores group in one transaction and tells each of its Puts.
+func (in *Inbox) write(group []*put) {
+	if in.beforeCommit != nil {
+		in.beforeCommit()
+	}
+	in.commits.Add(1)
+	err := in.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketInbox)
+		for _, p := range group {
+			seq, err := bk.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := bk.Put(seqKey(seq), p.data); err != nil {
+				return err
+			}
+			p.seq = seq
+		}
+		return nil
+	})
+	for _, p := range group {
+		if err != nil {
+			p.seq, p.err = 0, err
+		}
+		if !p.lead { // a leader's turn was closed to hand it the lead
+			close(p.turn)
+		}
+	}
+}
+
+// committing reports whether a commit is being written; waiting, how many
+// Puts wait for the next. For tests.
+func (in *Inbox) committing() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.writing
+}
+
+func (in *Inbox) waiting() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.queue)
 }
 
 // Next returns the oldest stored batch not yet handed out, waiting for one
@@ -168,7 +269,11 @@ func (in *Inbox) next() (alert.Batch, bool, error) {
 			return nil
 		}
 		found = true
-		return json.Unmarshal(v, &b)
+		if err := json.Unmarshal(v, &b); err != nil {
+			return err
+		}
+		b.Seq = binary.BigEndian.Uint64(k)
+		return nil
 	})
 	if err != nil {
 		return alert.Batch{}, false, fmt.Errorf("read inbox: %w", err)
