@@ -267,33 +267,71 @@ func (e *Engine) interrupted(rec *ha.Record, pb *playbooks.Playbook, who string)
 	rec.Reason = fmt.Sprintf("interrupted: %s stopped during step %q; %s", who, last.Name, notAgain)
 }
 
+// MultiSource is a Source that also hands out its backlog at once (an
+// *receiver.Inbox), so that a backlog is recorded in a few big writes
+// rather than one write per webhook request.
+type MultiSource interface {
+	// Pending returns, without waiting, the next batches not handed out:
+	// those that fit in maxAlerts, and at least one if there is one.
+	Pending(maxAlerts int) ([]alert.Batch, error)
+	AckAll(seqs []uint64) error
+}
+
+// maxHandleAlerts bounds the alerts the engine records in one write.
+const maxHandleAlerts = 1000
+
 func (e *Engine) dispatch(ctx context.Context) error {
 	for {
 		b, err := e.src.Next(ctx)
 		if err != nil {
 			return err
 		}
-		// Until the batch is acknowledged it stays in the inbox, so a
-		// failing write is retried on the same batch: Observe and Claim
-		// are idempotent for it.
-		if err := e.write(ctx, "record batch", func() error { return e.handle(ctx, b) }); err != nil {
+		batches := []alert.Batch{b}
+		ms, multi := e.src.(MultiSource)
+		if multi && len(b.Alerts) < maxHandleAlerts {
+			more, err := ms.Pending(maxHandleAlerts - len(b.Alerts))
+			if err != nil {
+				return err
+			}
+			batches = append(batches, more...)
+		}
+		alerts := b.Alerts
+		if len(batches) > 1 {
+			alerts = nil
+			for _, b := range batches {
+				alerts = append(alerts, b.Alerts...)
+			}
+		}
+		// Until the batches are acknowledged they stay in the inbox, so a
+		// failing write is retried on the same alerts: Observe and Claim
+		// are idempotent for them.
+		if err := e.write(ctx, "record batch", func() error { return e.handle(ctx, alerts) }); err != nil {
 			return err
 		}
-		if err := e.write(ctx, "acknowledge batch", func() error { return e.src.Ack(b.Seq) }); err != nil {
+		ack := func() error { return e.src.Ack(b.Seq) }
+		if multi {
+			seqs := make([]uint64, len(batches))
+			for i, b := range batches {
+				seqs[i] = b.Seq
+			}
+			ack = func() error { return ms.AckAll(seqs) }
+		}
+		if err := e.write(ctx, "acknowledge batch", ack); err != nil {
 			return err
 		}
 	}
 }
 
-// handle classifies every alert of b and claims the runs it calls for.
-// When it returns nil, every decision is on disk and b may be acknowledged.
-func (e *Engine) handle(ctx context.Context, b alert.Batch) error {
+// handle classifies alerts and claims the runs they call for. When it
+// returns nil, every decision is on disk and their batches may be
+// acknowledged.
+func (e *Engine) handle(ctx context.Context, alerts []alert.Alert) error {
 	set := e.Playbooks()
-	all, err := e.observeAll(b.Alerts)
+	all, err := e.observeAll(alerts)
 	if err != nil {
 		return err
 	}
-	for i, a := range b.Alerts {
+	for i, a := range alerts {
 		obs := all[i]
 		e.m.episodes.WithLabelValues(string(obs)).Inc()
 		if obs == ha.Ended {

@@ -257,48 +257,76 @@ func (in *Inbox) Next(ctx context.Context) (alert.Batch, error) {
 }
 
 func (in *Inbox) next() (alert.Batch, bool, error) {
+	bs, err := in.Pending(1)
+	if err != nil || len(bs) == 0 {
+		return alert.Batch{}, false, err
+	}
+	return bs[0], true, nil
+}
+
+// Pending returns, without waiting, the oldest stored batches not yet
+// handed out, as many as fit in maxAlerts alerts, but always at least one
+// if there is one: what the engine takes besides the batch Next gave it,
+// so that a backlog is recorded in few writes.
+func (in *Inbox) Pending(maxAlerts int) ([]alert.Batch, error) {
 	in.mu.Lock()
 	after := in.cursor
 	in.mu.Unlock()
-	var b alert.Batch
-	found := false
+	var out []alert.Batch
+	n := 0
 	err := in.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketInbox).Cursor()
-		k, v := c.Seek(seqKey(after + 1))
-		if k == nil {
-			return nil
+		for k, v := c.Seek(seqKey(after + 1)); k != nil; k, v = c.Next() {
+			var b alert.Batch
+			if err := json.Unmarshal(v, &b); err != nil {
+				return fmt.Errorf("batch %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if len(out) > 0 && n+len(b.Alerts) > maxAlerts {
+				return nil
+			}
+			b.Seq = binary.BigEndian.Uint64(k)
+			out = append(out, b)
+			n += len(b.Alerts)
 		}
-		found = true
-		if err := json.Unmarshal(v, &b); err != nil {
-			return err
-		}
-		b.Seq = binary.BigEndian.Uint64(k)
 		return nil
 	})
 	if err != nil {
-		return alert.Batch{}, false, fmt.Errorf("read inbox: %w", err)
+		return nil, fmt.Errorf("read inbox: %w", err)
 	}
-	if found {
+	if len(out) > 0 {
 		in.mu.Lock()
-		in.cursor = b.Seq
-		in.sizes[b.Seq] = len(b.Alerts)
+		in.cursor = out[len(out)-1].Seq
+		for _, b := range out {
+			in.sizes[b.Seq] = len(b.Alerts)
+		}
 		in.mu.Unlock()
 	}
-	return b, found, nil
+	return out, nil
 }
 
 // Ack removes the batch with seq: the engine has recorded everything it
 // decided for it.
-func (in *Inbox) Ack(seq uint64) error {
+func (in *Inbox) Ack(seq uint64) error { return in.AckAll([]uint64{seq}) }
+
+// AckAll removes the batches with seqs, in one write.
+func (in *Inbox) AckAll(seqs []uint64) error {
 	err := in.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketInbox).Delete(seqKey(seq))
+		bk := tx.Bucket(bucketInbox)
+		for _, seq := range seqs {
+			if err := bk.Delete(seqKey(seq)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("ack batch %d: %w", seq, err)
+		return fmt.Errorf("ack batches %d..%d: %w", seqs[0], seqs[len(seqs)-1], err)
 	}
 	in.mu.Lock()
-	in.depth -= in.sizes[seq]
-	delete(in.sizes, seq)
+	for _, seq := range seqs {
+		in.depth -= in.sizes[seq]
+		delete(in.sizes, seq)
+	}
 	in.mu.Unlock()
 	return nil
 }
@@ -307,10 +335,33 @@ func seqKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(nil, seq)
 }
 
-// DepthCollector exports the inbox depth as selfheal_inbox_depth.
+// DepthCollector exports the inbox depth as selfheal_inbox_depth and its
+// capacity (receiver.inbox_size) as selfheal_inbox_capacity, so that an
+// alert can compare the two.
 func (in *Inbox) DepthCollector() prometheus.Collector {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "selfheal_inbox_depth",
-		Help: "Alerts accepted and stored but not yet processed by the engine.",
-	}, func() float64 { return float64(in.Depth()) })
+	return collectors{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "selfheal_inbox_depth",
+			Help: "Alerts accepted and stored but not yet processed by the engine.",
+		}, func() float64 { return float64(in.Depth()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "selfheal_inbox_capacity",
+			Help: "The most alerts the inbox holds unprocessed (receiver.inbox_size); past it the webhook answers 503.",
+		}, func() float64 { return float64(in.capacity) }),
+	}
+}
+
+// collectors is several collectors registered as one.
+type collectors []prometheus.Collector
+
+func (cs collectors) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range cs {
+		c.Describe(ch)
+	}
+}
+
+func (cs collectors) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range cs {
+		c.Collect(ch)
+	}
 }
