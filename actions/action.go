@@ -89,6 +89,11 @@ type Result struct {
 	Summary string `json:"summary"`
 	// Details are named facts (an exit code, a build URL, a silence id).
 	Details map[string]string `json:"details,omitempty"`
+	// Touched are the objects the attempt changed; the engine records
+	// them (TouchedKey) and, when the run ends, a Kubernetes Event is
+	// posted on each. It is read on a failed attempt too: an action that
+	// fails after a change returns what it changed with its error.
+	Touched []ObjectRef `json:"touched,omitempty"`
 }
 
 // Finisher is implemented by actions that close what they opened once the

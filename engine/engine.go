@@ -76,6 +76,18 @@ type Options struct {
 	// fake one to run playbook tests on simulated time.
 	Clock clock.Clock
 	Now   func() time.Time
+	// Notifier, if set, is told of every run that ends.
+	Notifier Notifier
+}
+
+// Notifier is told of every run that ends, with its final record (a
+// *kubeevents.Recorder posts a Kubernetes Event on each object the run's
+// steps touched, actions.TouchedKey). It is called once the outcome is
+// written, on the goroutine that ended the run (a worker, or the start and
+// take-over loops): it must bound its own time, and whatever fails in it
+// is its own to report; the run's outcome stands.
+type Notifier interface {
+	RunFinished(rec ha.Record)
 }
 
 // Engine runs playbooks for alerts. Create it with New, give it playbooks

@@ -134,8 +134,9 @@ func (e *Engine) runStep(ctx context.Context, rec *ha.Record, pb *playbooks.Play
 	}
 	backoff := stepBackoff(e.opts.RetryBackoff, st.Retries)
 	var (
-		err error
-		res actions.Result
+		err     error
+		res     actions.Result
+		touched []actions.ObjectRef // of every attempt, failed ones too
 	)
 	// Not wait.ExponentialBackoffWithContext: it ends when the cap is
 	// reached and skips the first attempt when ctx is already done.
@@ -149,6 +150,7 @@ func (e *Engine) runStep(ctx context.Context, rec *ha.Record, pb *playbooks.Play
 		}
 		sr.Attempts++
 		res, err = e.attempt(ctx, st, target, timeout)
+		touched = append(touched, res.Touched...)
 		if err == nil {
 			sr.State, sr.Summary, sr.Details = ha.Succeeded, res.Summary, res.Details
 			break
@@ -163,6 +165,7 @@ func (e *Engine) runStep(ctx context.Context, rec *ha.Record, pb *playbooks.Play
 	mu.Lock()
 	sr.Details = mergeDetails(rec.Steps[len(rec.Steps)-1].Details, sr.Details)
 	mu.Unlock()
+	sr.Details = withTouched(sr.Details, touched)
 	sr.FinishedAt = e.opts.Now().UTC()
 	e.m.stepDuration.WithLabelValues(st.ActionID, string(sr.State)).Observe(sr.FinishedAt.Sub(sr.StartedAt).Seconds())
 	return sr, res
@@ -192,6 +195,20 @@ func mergeDetails(progress, result map[string]string) map[string]string {
 	}
 	out := maps.Clone(progress)
 	maps.Copy(out, result)
+	return out
+}
+
+// withTouched returns details with the objects touched recorded under
+// actions.TouchedKey, or details itself when there are none.
+func withTouched(details map[string]string, touched []actions.ObjectRef) map[string]string {
+	if len(touched) == 0 {
+		return details
+	}
+	out := maps.Clone(details)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[actions.TouchedKey] = actions.FormatTouched(touched)
 	return out
 }
 
@@ -276,6 +293,9 @@ func (e *Engine) finished(rec ha.Record) {
 		e.lg.Warn("run finished", attrs...)
 	} else {
 		e.lg.Info("run finished", attrs...)
+	}
+	if e.opts.Notifier != nil {
+		e.opts.Notifier.RunFinished(rec)
 	}
 	if !rec.RepeatAt.IsZero() {
 		e.hold(job{rec: rec, pb: e.playbook(rec.Playbook)})

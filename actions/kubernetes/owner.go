@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	clientset "k8s.io/client-go/kubernetes"
+
+	"github.com/selfheal/selfheal/actions"
 )
 
 // Workload kinds the actions act on.
@@ -70,6 +72,11 @@ func (w *workload) String() string { return fmt.Sprintf("%s %s/%s", w.Kind, w.Na
 
 // ref is "Deployment/api", as results record it.
 func (w *workload) ref() string { return w.Kind + "/" + w.Name }
+
+// objectRef names the workload as an object the run changed.
+func (w *workload) objectRef() actions.ObjectRef {
+	return actions.ObjectRef{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: w.Kind, Namespace: w.Namespace, Name: w.Name, UID: string(w.UID)}
+}
 
 // onDelete reports whether template changes restart no pod.
 func (w *workload) onDelete() bool { return w.Strategy == "OnDelete" }

@@ -258,5 +258,6 @@ func (a *SetResources) Run(ctx context.Context, t actions.Target) (actions.Resul
 	d["rollout"] = c.rolloutNote()
 	a.logger.Info("resources set", "playbook", t.Playbook, "step", t.Step, "run", t.Run, "owner", c.w.ref(),
 		"namespace", c.w.Namespace, "container", c.container, "memory_limit", d["memory_limit"], "memory_request", d["memory_request"])
-	return actions.Result{Summary: a.summary("set", c) + "; " + c.rolloutNote(), Details: d}, nil
+	return actions.Result{Summary: a.summary("set", c) + "; " + c.rolloutNote(), Details: d,
+		Touched: []actions.ObjectRef{c.w.objectRef()}}, nil
 }

@@ -88,6 +88,11 @@ func podDetails(pod *corev1.Pod) map[string]string {
 	}
 }
 
+// podRef names pod as an object the run changed.
+func podRef(pod *corev1.Pod) actions.ObjectRef {
+	return actions.ObjectRef{APIVersion: "v1", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID)}
+}
+
 // runPod evicts or deletes the pod.
 func (a *Restart) runPod(ctx context.Context, r restartTarget, log *slog.Logger) (actions.Result, error) {
 	pod, err := a.preparePod(ctx, r)
@@ -120,7 +125,11 @@ func (a *Restart) runPod(ctx context.Context, r restartTarget, log *slog.Logger)
 		sum = fmt.Sprintf("pod %s/%s (UID %s) was already gone", pod.Namespace, pod.Name, pod.UID)
 	}
 	log.Info("pod restarted", "outcome", d["outcome"], "pod_uid", pod.UID, "controller", d["controller"])
-	return actions.Result{Summary: sum, Details: d}, nil
+	res := actions.Result{Summary: sum, Details: d}
+	if !gone {
+		res.Touched = []actions.ObjectRef{podRef(pod)}
+	}
+	return res, nil
 }
 
 // deletePod deletes pod with its UID as precondition. gone reports a pod
@@ -294,5 +303,5 @@ func (a *Restart) runRollout(ctx context.Context, r restartTarget, log *slog.Log
 		sum += "; note: " + m + " manages it and may revert the change"
 	}
 	log.Info("workload restarted", "owner", w.ref(), "owner_uid", w.UID, "restarted_at", at)
-	return actions.Result{Summary: sum, Details: d}, nil
+	return actions.Result{Summary: sum, Details: d, Touched: []actions.ObjectRef{w.objectRef()}}, nil
 }

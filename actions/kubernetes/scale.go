@@ -209,5 +209,6 @@ func (a *Scale) scaleOnce(ctx context.Context, t actions.Target) (actions.Result
 	d["outcome"] = "scaled"
 	a.logger.Info("workload scaled", "playbook", t.Playbook, "step", t.Step, "run", t.Run,
 		"owner", st.w.ref(), "namespace", st.w.Namespace, "from", from, "to", target)
-	return actions.Result{Summary: fmt.Sprintf("scaled %s from %d to %d replicas", st.w, from, target), Details: d}, nil
+	return actions.Result{Summary: fmt.Sprintf("scaled %s from %d to %d replicas", st.w, from, target), Details: d,
+		Touched: []actions.ObjectRef{st.w.objectRef()}}, nil
 }

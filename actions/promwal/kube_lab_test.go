@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	clientprom "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/ha"
+	"github.com/selfheal/selfheal/kubeevents"
 )
 
 // These tests run kubernetes mode against the real kube-apiserver of
@@ -102,8 +105,27 @@ func TestKubeLabQuarantineJob(t *testing.T) {
 			require.Contains(t, res.Summary, "back at 1 replicas")
 			got := steps(res)
 			require.True(t, strings.HasPrefix(got[len(got)-1], "statefulset "+c.ns+"/prometheus-main: 1/1 pods Ready after "), got)
+			c.requireStatefulSetEvent(t, res, before.UID)
 		})
 	}
+}
+
+// requireStatefulSetEvent: the run reports the StatefulSet it scaled as
+// touched, and the Event the engine's Notifier posts for it lands on the
+// StatefulSet in the real API server.
+func (c *labCluster) requireStatefulSetEvent(t *testing.T, res actions.Result, uid types.UID) {
+	t.Helper()
+	sts := actions.ObjectRef{APIVersion: "apps/v1", Kind: "StatefulSet", Namespace: c.ns, Name: labSts, UID: string(uid)}
+	require.Contains(t, res.Touched, sts)
+	rec := ha.Record{ID: "prometheus-oom/x", Playbook: "prometheus-oom", State: ha.Succeeded, Steps: []ha.StepRecord{
+		{Name: "drop-head", Action: ID, State: ha.Succeeded, Details: map[string]string{actions.TouchedKey: actions.FormatTouched(res.Touched)}},
+	}}
+	kubeevents.New(c.admin, kubeevents.Options{Instance: "selfheal-0", Registerer: clientprom.NewPedanticRegistry()}).RunFinished(rec)
+	evs, err := c.admin.CoreV1().Events(c.ns).List(context.Background(), metav1.ListOptions{
+		FieldSelector: "involvedObject.uid=" + string(uid) + ",reason=" + kubeevents.Reason})
+	require.NoError(t, err)
+	require.Len(t, evs.Items, 1)
+	require.Equal(t, "playbook prometheus-oom (run prometheus-oom/x): succeeded", evs.Items[0].Message)
 }
 
 func TestKubeLabFailuresScaleBack(t *testing.T) {

@@ -410,5 +410,27 @@ func (r *kubeRun) result() actions.Result {
 	default:
 		res.Summary = "nothing quarantined; " + back
 	}
+	res.Touched = r.touched()
 	return res
+}
+
+// touched are the objects the run changed: the StatefulSet it scaled, the
+// Prometheus it paused, the claim whose volume a Job of its mounted. The
+// Job itself is the run's own, and the pods the scale removed are gone.
+func (r *kubeRun) touched() []actions.ObjectRef {
+	st := r.st
+	var refs []actions.ObjectRef
+	if r.scaled {
+		refs = append(refs, actions.ObjectRef{APIVersion: "apps/v1", Kind: "StatefulSet",
+			Namespace: st.sts.Namespace, Name: st.sts.Name, UID: string(st.sts.UID)})
+	}
+	if r.paused && st.prom != nil {
+		refs = append(refs, actions.ObjectRef{APIVersion: st.prom.GetAPIVersion(), Kind: st.prom.GetKind(),
+			Namespace: st.prom.GetNamespace(), Name: st.prom.GetName(), UID: string(st.prom.GetUID())})
+	}
+	if r.job != nil {
+		refs = append(refs, actions.ObjectRef{APIVersion: "v1", Kind: "PersistentVolumeClaim",
+			Namespace: st.pvc.Namespace, Name: st.pvc.Name, UID: string(st.pvc.UID)})
+	}
+	return refs
 }

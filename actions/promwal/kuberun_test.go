@@ -64,6 +64,7 @@ func TestKubeRunFirstWritesRefused(t *testing.T) {
 		requireReadOnly(t, kube.Actions())
 		require.Equal(t, []string{"get", "patch"}, verbs(dyn.Actions()), "no unpause of what was never paused")
 		require.Equal(t, "nothing quarantined; statefulset monitoring/prometheus-main not scaled", res.Summary)
+		require.Empty(t, res.Touched, "nothing changed")
 	})
 	t.Run("scale refused: unpaused again", func(t *testing.T) {
 		kube, dyn := operatorCluster(nil)
@@ -96,8 +97,12 @@ func TestKubeRunFirstWritesRefused(t *testing.T) {
 		steps := res.Details["steps"]
 		require.Contains(t, steps, "1. 11:00:00.000Z paused prometheus monitoring/main (spec.paused: true, annotation selfheal.io/paused-by)\n")
 		require.True(t, strings.HasSuffix(steps, "\n2. 11:00:00.000Z unpaused prometheus monitoring/main"), "the pods were not touched: no wait for Ready\n%s", steps)
+		require.Equal(t, []actions.ObjectRef{promRef}, res.Touched, "paused and unpaused; the StatefulSet was not scaled")
 	})
 }
+
+// promRef is the Prometheus of operatorCluster as a touched object.
+var promRef = actions.ObjectRef{APIVersion: "monitoring.coreos.com/v1", Kind: "Prometheus", Namespace: "monitoring", Name: "main", UID: "prom-uid"}
 
 func verbs(as []k8stesting.Action) []string {
 	out := make([]string, len(as))
@@ -197,6 +202,11 @@ func TestKubeRunLostJobCreateAnswer(t *testing.T) {
 		"unpaused prometheus monitoring/main",
 	}, got[5:7])
 	require.Regexp(t, `^job monitoring/prometheus-main-wal-quarantine-\w{5} did not complete \(deleted unfinished\); statefulset monitoring/prometheus-main back at 2 replicas$`, res.Summary)
+	require.Equal(t, []actions.ObjectRef{
+		{APIVersion: "apps/v1", Kind: "StatefulSet", Namespace: "monitoring", Name: "prometheus-main", UID: "sts-uid"},
+		promRef,
+		{APIVersion: "v1", Kind: "PersistentVolumeClaim", Namespace: "monitoring", Name: "prometheus-main-db-prometheus-main-0", UID: "pvc-uid"},
+	}, res.Touched, "reported with the error: the run's Events name them")
 }
 
 // steps are the steps a result lists, without numbers and times.

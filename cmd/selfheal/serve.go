@@ -30,6 +30,7 @@ import (
 	"github.com/selfheal/selfheal/config"
 	"github.com/selfheal/selfheal/engine"
 	"github.com/selfheal/selfheal/ha"
+	"github.com/selfheal/selfheal/kubeevents"
 	"github.com/selfheal/selfheal/playbooks"
 	"github.com/selfheal/selfheal/playbooks/kube"
 	"github.com/selfheal/selfheal/receiver"
@@ -129,6 +130,10 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	notifier, err := runEvents(cfg, c.node, logger, reg)
+	if err != nil {
+		return err
+	}
 	brk, err := breakerFrom(cfg, c.configFile, registry)
 	if err != nil {
 		return fmt.Errorf("load config %s:\n%w", c.configFile, err)
@@ -140,6 +145,7 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		ShutdownGrace: time.Duration(cfg.Engine.ShutdownGrace),
 		Breaker:       brk,
 		Cluster:       members,
+		Notifier:      notifier,
 		Logger:        logger,
 		Registerer:    reg,
 	})
@@ -236,6 +242,20 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		return nil
 	}
 	return err
+}
+
+// runEvents is what posts a Kubernetes Event on the objects each run
+// touched, when the config has a kubernetes section (the one the actions
+// use); nil without one. Only the replica that ends a run posts its Events.
+func runEvents(cfg *config.Config, node string, logger *slog.Logger, reg prometheus.Registerer) (engine.Notifier, error) {
+	if cfg.Kubernetes == nil {
+		return nil, nil
+	}
+	client, _, err := kubeClients(cfg.Kubernetes)
+	if err != nil {
+		return nil, err
+	}
+	return kubeevents.New(client, kubeevents.Options{Instance: node, Logger: logger, Registerer: reg}), nil
 }
 
 // fileSource is the config's playbook files as one owner of the catalog.
