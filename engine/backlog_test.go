@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -57,4 +58,30 @@ func TestBacklogIsRecordedInOneWrite(t *testing.T) {
 	require.Equal(t, 6, f.rec.count(), "the HA pair's copies of one episode run once, and the 5 others once each")
 	require.EqualValues(t, 1, f.episodes(ha.Duplicate))
 	require.EqualValues(t, 6, f.episodes(ha.New))
+}
+
+// TestLabellessResolveMatchesNothing: reconciliation resolves an episode
+// whose alert was not kept with only its fingerprint and startsAt. It is
+// recorded resolved, and a playbook whose only matcher is negative, which
+// empty labels would satisfy, does not run for it.
+func TestLabellessResolveMatchesNothing(t *testing.T) {
+	f := newFixture(t, t.TempDir(), `playbooks:
+  - name: after-resolve
+    on: resolved
+    match: ['alertname!="Watchdog"']
+    steps: [{name: s, action: record}]
+`, engine.Options{})
+	t0 := time.Date(2026, 11, 21, 19, 8, 21, 0, time.UTC)
+	bare := alert.Alert{Status: alert.Resolved, Fingerprint: "ae801e89cbc3f5a2", StartsAt: t0, EndsAt: t0.Add(time.Hour)}
+	labels := map[string]string{"alertname": "DiskFull"}
+	full := alert.Alert{Status: alert.Resolved, Labels: labels, Fingerprint: alert.Fingerprint(labels), StartsAt: t0, EndsAt: t0.Add(time.Hour)}
+	for _, a := range []alert.Alert{bare, full} {
+		_, err := f.inbox.Put(context.Background(), alert.Batch{Alerts: []alert.Alert{a}})
+		require.NoError(t, err)
+	}
+	f.settle(t)
+	require.Equal(t, 1, f.rec.count(), "only the resolve with labels runs")
+	resolved, err := f.log.Resolved(bare.Episode())
+	require.NoError(t, err)
+	require.True(t, resolved)
 }

@@ -354,6 +354,13 @@ func (e *Engine) handle(ctx context.Context, alerts []alert.Alert) error {
 				"episode", a.Episode().String(), "alertname", a.Name())
 			continue
 		}
+		if len(a.Labels) == 0 {
+			// Reconciliation's resolved copy of an episode whose alert
+			// no playbook matched when it fired (ha.Options.KeepAlert):
+			// recorded resolved above, it has no labels to match, and a
+			// negative matcher must not take the emptiness for a match.
+			continue
+		}
 		for _, pb := range set.Match(a) {
 			if err := e.claim(ctx, a, pb, 0); err != nil {
 				return err

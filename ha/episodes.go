@@ -32,11 +32,18 @@ const (
 var bucketFiring = []byte("episodes_firing")
 
 // Firing returns, for each episode seen firing here and not resolved, the
-// first alert delivered for it.
+// first alert delivered for it; for an episode whose alert no playbook
+// matched when it was delivered (Options.KeepAlert), only its fingerprint
+// and startsAt, without labels.
 func (l *Log) Firing() ([]alert.Alert, error) {
 	var out []alert.Alert
 	err := l.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketFiring).ForEach(func(_, v []byte) error {
+		return tx.Bucket(bucketFiring).ForEach(func(k, v []byte) error {
+			if len(v) == 0 {
+				ep := episodeOfKey(k)
+				out = append(out, alert.Alert{Status: alert.Firing, Fingerprint: ep.Fingerprint, StartsAt: ep.StartsAt})
+				return nil
+			}
 			var a alert.Alert
 			if err := json.Unmarshal(v, &a); err != nil {
 				return err
@@ -77,21 +84,20 @@ func (l *Log) ObserveAll(alerts []alert.Alert) ([]Observation, error) {
 	out := make([]Observation, len(alerts))
 	keys := make([][]byte, len(alerts))
 	for i, a := range alerts {
-		keys[i] = []byte(a.Episode().Key())
+		keys[i] = episodeKey(a.Episode())
 	}
 	// Most deliveries are repeats: classify them without a write first.
 	write := false
 	err := l.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEpisodes)
 		for i, a := range alerts {
-			v := b.Get(keys[i])
-			if v == nil {
+			st, seen, err := getEpisode(b, keys[i])
+			if err != nil {
+				return err
+			}
+			if !seen {
 				write = true
 				return nil
-			}
-			var st episodeState
-			if err := json.Unmarshal(v, &st); err != nil {
-				return err
 			}
 			out[i] = classify(true, st.Status, a.Status)
 			if out[i] != Duplicate || now.Sub(st.LastSeen) >= lastSeenEvery {
@@ -111,13 +117,9 @@ func (l *Log) ObserveAll(alerts []alert.Alert) ([]Observation, error) {
 		b := tx.Bucket(bucketEpisodes)
 		for i, a := range alerts {
 			key := keys[i]
-			var st episodeState
-			seen := false
-			if v := b.Get(key); v != nil {
-				if err := json.Unmarshal(v, &st); err != nil {
-					return err
-				}
-				seen = true
+			st, seen, err := getEpisode(b, key)
+			if err != nil {
+				return err
 			}
 			obs := classify(seen, st.Status, a.Status)
 			out[i] = obs
@@ -135,7 +137,16 @@ func (l *Log) ObserveAll(alerts []alert.Alert) ([]Observation, error) {
 			}
 			switch obs {
 			case New:
-				if err := putJSON(tx.Bucket(bucketFiring), string(key), a); err != nil {
+				// The alert is kept for reconciliation, which sends a
+				// resolved copy of it when Alertmanager no longer lists
+				// it; one no playbook wants needs only its key.
+				var v []byte
+				if l.keep == nil || l.keep(a) {
+					if v, err = json.Marshal(a); err != nil {
+						return err
+					}
+				}
+				if err := tx.Bucket(bucketFiring).Put(key, v); err != nil {
 					return err
 				}
 			case Ended:
@@ -143,7 +154,7 @@ func (l *Log) ObserveAll(alerts []alert.Alert) ([]Observation, error) {
 					return err
 				}
 			}
-			if err := putJSON(b, string(key), st); err != nil {
+			if err := b.Put(key, st.encode()); err != nil {
 				return err
 			}
 		}
@@ -155,9 +166,9 @@ func (l *Log) ObserveAll(alerts []alert.Alert) ([]Observation, error) {
 	for i, obs := range out {
 		switch obs {
 		case New:
-			l.broadcast(message{Episode: &episodeDelta{Key: string(keys[i]), Status: alert.Firing}})
+			l.broadcast(message{Episode: &episodeDelta{Key: alerts[i].Episode().Key(), Status: alert.Firing}})
 		case Ended:
-			l.broadcast(message{Episode: &episodeDelta{Key: string(keys[i]), Status: alert.Resolved, ResolvedAt: now}})
+			l.broadcast(message{Episode: &episodeDelta{Key: alerts[i].Episode().Key(), Status: alert.Resolved, ResolvedAt: now}})
 		}
 	}
 	return out, nil
@@ -179,8 +190,8 @@ func classify(seen bool, was, now alert.Status) Observation {
 func pruneEpisodes(b *bolt.Bucket, cutoff time.Time) error {
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		var st episodeState
-		if err := json.Unmarshal(v, &st); err != nil {
+		st, err := decodeEpisode(v)
+		if err != nil {
 			return err
 		}
 		// An unresolved episode is never forgotten, however long since its
@@ -197,11 +208,9 @@ func pruneEpisodes(b *bolt.Bucket, cutoff time.Time) error {
 // Resolved reports whether a "resolved" was seen for ep.
 func (l *Log) Resolved(ep alert.Episode) (bool, error) {
 	var st episodeState
-	err := l.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketEpisodes).Get([]byte(ep.Key())); v != nil {
-			return json.Unmarshal(v, &st)
-		}
-		return nil
+	err := l.db.View(func(tx *bolt.Tx) (err error) {
+		st, _, err = getEpisode(tx.Bucket(bucketEpisodes), episodeKey(ep))
+		return err
 	})
 	return st.Status == alert.Resolved, err
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/selfheal/selfheal/alert"
 )
 
 var (
@@ -44,6 +46,12 @@ type Options struct {
 	Node string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// KeepAlert says whether the first alert of a new episode is kept
+	// while it fires (for reconciliation's resolved copy, which playbooks
+	// with on: resolved see): serve keeps those some playbook matches.
+	// Without it every alert is kept. An episode's own record is kept
+	// either way.
+	KeepAlert func(alert.Alert) bool
 }
 
 // Log is the execution log and episode table of one replica, on disk. It is
@@ -54,6 +62,7 @@ type Log struct {
 	node   string
 	now    func() time.Time
 	gossip Gossip
+	keep   func(alert.Alert) bool
 	// pruned is the last Prune's cutoff: records claimed before it are
 	// not taken back from peers.
 	pruned atomic.Pointer[time.Time]
@@ -71,7 +80,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		build := tx.Bucket(bucketUnfinished) == nil
-		for _, b := range [][]byte{bucketRuns, bucketByTime, bucketEpisodes, bucketByKey, bucketBreaker, bucketFailedByTime, bucketRepeats, bucketFiring, bucketUnfinished} {
+		for _, b := range [][]byte{bucketRuns, bucketByTime, bucketEpisodes, bucketByKey, bucketBreaker, bucketFailedByTime, bucketRepeats, bucketFiring, bucketUnfinished, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -91,10 +100,14 @@ func Open(dir string, opts Options) (*Log, error) {
 		db.Close()
 		return nil, fmt.Errorf("open execution log %s: %w", path, err)
 	}
+	if err := convertEpisodes(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open execution log %s: %w", path, err)
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Log{db: db, node: opts.Node, now: opts.Now}, nil
+	return &Log{db: db, node: opts.Node, now: opts.Now, keep: opts.KeepAlert}, nil
 }
 
 // Close closes the database.
@@ -383,7 +396,7 @@ func (l *Log) Prune(cutoff time.Time) (int, error) {
 			if err := json.Unmarshal(runs.Get(id), &rec); err != nil {
 				return err
 			}
-			if !rec.State.Final() || episodes.Get([]byte(rec.Episode.Key())) != nil {
+			if !rec.State.Final() || episodes.Get(episodeKey(rec.Episode)) != nil {
 				k, _ = c.Next()
 				continue
 			}

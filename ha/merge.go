@@ -298,11 +298,9 @@ func (l *Log) LocalState() ([]byte, error) {
 				return nil
 			}
 			seen[key] = true
-			if v := episodes.Get([]byte(key)); v != nil {
-				var e episodeState
-				if err := json.Unmarshal(v, &e); err != nil {
-					return err
-				}
+			if e, ok, err := getEpisode(episodes, episodeKey(rec.Episode)); err != nil {
+				return err
+			} else if ok {
 				st.Episodes = append(st.Episodes, episodeDelta{Key: key, Status: e.Status, ResolvedAt: e.ResolvedAt})
 			}
 			return nil
@@ -374,23 +372,23 @@ func mergeEpisode(tx *bolt.Tx, d episodeDelta, now time.Time) (bool, error) {
 	if d.Key == "" || !d.Status.Valid() {
 		return false, fmt.Errorf("invalid episode %q (%q)", d.Key, d.Status)
 	}
-	b := tx.Bucket(bucketEpisodes)
-	var st episodeState
-	if v := b.Get([]byte(d.Key)); v != nil {
-		if err := json.Unmarshal(v, &st); err != nil {
-			return false, err
-		}
+	b, key := tx.Bucket(bucketEpisodes), storeKey(d.Key)
+	st, seen, err := getEpisode(b, key)
+	if err != nil {
+		return false, err
+	}
+	if seen {
 		if st.Status == alert.Resolved || d.Status != alert.Resolved {
 			return false, nil
 		}
 		st.Status, st.ResolvedAt = alert.Resolved, d.ResolvedAt
-		if err := tx.Bucket(bucketFiring).Delete([]byte(d.Key)); err != nil {
+		if err := tx.Bucket(bucketFiring).Delete(key); err != nil {
 			return false, err
 		}
 	} else {
 		st = episodeState{Status: d.Status, FirstSeen: now, LastSeen: now, ResolvedAt: d.ResolvedAt}
 	}
-	return true, putJSON(b, d.Key, st)
+	return true, b.Put(key, st.encode())
 }
 
 // mergeBreaker applies a gossiped breaker state: the one changed last

@@ -68,12 +68,18 @@ func TestMatchIndexAgreesWithEveryMatcher(t *testing.T) {
 			a := benchAlert(name)
 			a.Labels["team"] = team
 			var want []*Playbook
+			wants := false
 			for _, pb := range set.All() {
 				if pb.matches(a.Status, a.LabelSet()) {
 					want = append(want, pb)
 				}
+				wants = wants || pb.Matchers.Matches(a.LabelSet())
 			}
 			require.Equal(t, want, set.Match(a), "%s %s", name, team)
+			require.Equal(t, wants, set.Wants(a), "Wants %s %s", name, team)
+			resolved := a
+			resolved.Status = alert.Resolved
+			require.Equal(t, wants, set.Wants(resolved), "Wants ignores the status: %s %s", name, team)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/prometheus/common/model"
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/alert"
@@ -166,8 +167,33 @@ func (s *Set) Len() int {
 // Match returns the playbooks that act on a, in name order: each runs
 // independently.
 func (s *Set) Match(a alert.Alert) []*Playbook {
+	var out []*Playbook
+	s.each(a, func(pb *Playbook, ls model.LabelSet) bool {
+		if pb.matches(a.Status, ls) {
+			out = append(out, pb)
+		}
+		return true
+	})
+	return out
+}
+
+// Wants reports whether a playbook matches a's labels, whichever status it
+// acts on: whether a's episode may yet run something, when it fires or
+// when it resolves.
+func (s *Set) Wants(a alert.Alert) bool {
+	wants := false
+	s.each(a, func(pb *Playbook, ls model.LabelSet) bool {
+		wants = pb.Matchers.Matches(ls)
+		return !wants
+	})
+	return wants
+}
+
+// each calls f, in name order, with each playbook that may match a (those
+// its alertname picks and those without one), until f returns false.
+func (s *Set) each(a alert.Alert, f func(*Playbook, model.LabelSet) bool) {
 	if s == nil {
-		return nil
+		return
 	}
 	candidates := s.byAlertname[a.Labels["alertname"]]
 	if len(s.unindexed) > 0 {
@@ -175,14 +201,12 @@ func (s *Set) Match(a alert.Alert) []*Playbook {
 		slices.Sort(candidates) // name order, as documented
 	}
 	if len(candidates) == 0 {
-		return nil
+		return
 	}
 	ls := a.LabelSet()
-	var out []*Playbook
 	for _, i := range candidates {
-		if pb := s.sorted[i]; pb.matches(a.Status, ls) {
-			out = append(out, pb)
+		if !f(s.sorted[i], ls) {
+			return
 		}
 	}
-	return out
 }

@@ -206,3 +206,15 @@ func TestSetConcurrentUse(t *testing.T) {
 	wg.Wait()
 	require.Zero(t, bad.Load())
 }
+
+// TestWantsLooksAtEveryStatus: an alert that only an on: resolved playbook
+// matches is wanted while it fires, since its resolve will run something.
+func TestWantsLooksAtEveryStatus(t *testing.T) {
+	set := matchSet(t)
+	a := alert.Alert{Status: alert.Firing, Labels: map[string]string{"selfhealing": "true"}}
+	require.Empty(t, set.Match(a))
+	require.True(t, set.Wants(a))
+	require.False(t, set.Wants(alert.Alert{Status: alert.Firing, Labels: map[string]string{"selfhealing": "false"}}))
+	var none *Set
+	require.False(t, none.Wants(a))
+}

@@ -26,6 +26,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/selfheal/selfheal/actions"
+	"github.com/selfheal/selfheal/alert"
 	"github.com/selfheal/selfheal/cluster"
 	"github.com/selfheal/selfheal/config"
 	"github.com/selfheal/selfheal/engine"
@@ -100,7 +101,9 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), versioncollector.NewCollector("selfheal"))
 
-	store, err := ha.Open(c.storagePath, ha.Options{Node: c.node})
+	// The engine is made below, and observes alerts only once it runs.
+	var eng *engine.Engine
+	store, err := ha.Open(c.storagePath, ha.Options{Node: c.node, KeepAlert: func(a alert.Alert) bool { return eng.Playbooks().Wants(a) }})
 	if err != nil {
 		return err
 	}
@@ -138,7 +141,7 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("load config %s:\n%w", c.configFile, err)
 	}
-	eng := engine.New(inbox, store, engine.Options{
+	eng = engine.New(inbox, store, engine.Options{
 		Workers:       cfg.Engine.Workers,
 		Queue:         cfg.Engine.Queue,
 		DryRun:        cfg.DryRun,
