@@ -1,12 +1,11 @@
 // Package web owns selfheal's HTTP surface: the routes, the JSON API over
-// the execution log and playbooks, health and readiness, and metrics. The
-// webhook handler itself belongs to the receiver package.
+// the execution log and playbooks, the status page, health and readiness,
+// and metrics. The webhook handler itself belongs to the receiver package.
 package web
 
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,17 +18,18 @@ import (
 
 // Runs is the read side of the execution log (an *ha.Log).
 type Runs interface {
-	List(limit int) ([]ha.Record, error)
+	Query(q ha.Query) (ha.Page, error)
 	Get(id string) (ha.Record, bool, error)
 }
 
 // Options are the parts the HTTP surface shows.
 type Options struct {
 	Webhook http.Handler
-	// Auth guards the read API and /-/reload, which show annotations and
-	// command output and change what runs: the receiver's credentials, so
-	// that whoever may post alerts may also read what they did. Metrics and
-	// health stay open, as in Prometheus; --web.config.file guards all.
+	// Auth guards the read API, the pages and /-/reload, which show
+	// annotations and command output and change what runs: the receiver's
+	// credentials, so that whoever may post alerts may also read what they
+	// did. Metrics and health stay open, as in Prometheus;
+	// --web.config.file guards all.
 	Auth      receiver.Auth
 	Runs      Runs
 	Playbooks func() *playbooks.Set
@@ -56,34 +56,36 @@ type Options struct {
 // output, so an unbounded list could hold the whole log in memory.
 const MaxRunsLimit = 1000
 
-// Handler returns the router for every path of DESIGN §6 served so far.
+// Handler returns the router for every path of DESIGN §6.
+//
+// GET /api/v1/runs lists runs newest first, filtered by ?playbook=,
+// ?outcome= (states, comma-separated) and ?since= (RFC 3339 or a duration),
+// a page of ?limit= at a time; the answer's "next" is the ?after= of the
+// next page. GET / and GET /runs/{id} are the status and run pages.
+//
+// Every route refuses a cross-origin browser request that changes state
+// (http.CrossOriginProtection): with basic auth a browser keeps the
+// credentials, and a page of another site could otherwise post alerts,
+// reload or reset the breaker with them. Alertmanager and curl send no
+// Origin or Sec-Fetch-Site header and are not affected.
 func Handler(o Options) http.Handler {
 	mux := http.NewServeMux()
 	protected := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, o.Auth.Protect(h)) }
 	mux.Handle("/api/v1/alerts", o.Webhook)
 	protected("GET /api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
-		limit := 100
-		if s := r.URL.Query().Get("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit: want a positive integer"})
-				return
-			}
-			if n > MaxRunsLimit {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit: at most " + strconv.Itoa(MaxRunsLimit) + ", got " + s})
-				return
-			}
-			limit = n
-		}
-		recs, err := o.Runs.List(limit)
+		page, err := queryRuns(o.Runs, r)
 		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			writeQueryError(w, err)
 			return
 		}
-		if recs == nil {
-			recs = []ha.Record{}
+		if page.Runs == nil {
+			page.Runs = []ha.Record{}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"runs": recs})
+		out := map[string]any{"runs": page.Runs}
+		if page.Next != "" {
+			out["next"] = page.Next
+		}
+		writeJSON(w, http.StatusOK, out)
 	})
 	protected("GET /api/v1/runs/{id...}", func(w http.ResponseWriter, r *http.Request) {
 		rec, ok, err := o.Runs.Get(r.PathValue("id"))
@@ -93,9 +95,11 @@ func Handler(o Options) http.Handler {
 		case !ok:
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such run"})
 		default:
-			writeJSON(w, http.StatusOK, rec)
+			writeJSON(w, http.StatusOK, detail(rec, o.Playbooks()))
 		}
 	})
+	protected("GET /{$}", o.statusPageHandler)
+	protected("GET /runs/{id...}", o.runPageHandler)
 	protected("GET /api/v1/playbooks", func(w http.ResponseWriter, _ *http.Request) {
 		sources := []playbooks.SourceStatus{}
 		if o.Sources != nil {
@@ -177,7 +181,7 @@ func Handler(o Options) http.Handler {
 		}
 		_, _ = w.Write([]byte("Ready.\n"))
 	})
-	return mux
+	return http.NewCrossOriginProtection().Handler(mux)
 }
 
 type playbookView struct {
