@@ -121,7 +121,10 @@ func (t *tally) add(o outcome, lat time.Duration, err error, record bool) {
 // closedLoop runs conns connections, each posting a fresh payload of n
 // alerts as soon as the previous answer came, for warmup (not recorded)
 // then d, and at most maxReq requests in all.
-func closedLoop(t target, g *Generator, n, conns int, warmup, d time.Duration, maxReq int64) (loadResult, error) {
+// With retry set, a payload answered 503 is posted again after 5 ms, as
+// Alertmanager retries a full receiver (it backs off longer), and counts
+// once, by its final answer.
+func closedLoop(t target, g *Generator, n, conns int, warmup, d time.Duration, maxReq int64, retry bool) (loadResult, error) {
 	c, err := client(t, conns)
 	if err != nil {
 		return loadResult{}, err
@@ -142,6 +145,10 @@ func closedLoop(t target, g *Generator, n, conns int, warmup, d time.Duration, m
 					buf, _ = g.Payload(buf[:0], n)
 					t0 := time.Now()
 					o, err := post(ctx, c, t, buf)
+					for retry && o == full503 && ctx.Err() == nil {
+						time.Sleep(5 * time.Millisecond)
+						o, err = post(ctx, c, t, buf)
+					}
 					tl.add(o, time.Since(t0), err, record)
 					if o == failed && tl.failures.Add(1) > 100 {
 						return

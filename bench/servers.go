@@ -24,16 +24,22 @@ const (
 // selfhealConfig writes dir/selfheal.yml and dir/playbooks.yaml. The
 // bench-stamp step appends "$EPOCHREALTIME $SELFHEAL_LABEL_INSTANCE" to
 // stamps, from bash's own clock (no date process to fork).
-func selfhealConfig(dir, stamps string) (string, error) {
+//
+// inboxSize -1 leaves receiver.inbox_size at its default (10000 alerts).
+func selfhealConfig(dir, stamps string, inboxSize int) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	cfg := `receiver:
-  bearer_token: ` + token + `
-  # Big enough that no run is refused (503) however far the engine is
+	inbox := `  # Big enough that no run is refused (503) however far the engine is
   # behind: the webhook path is what is measured.
   inbox_size: 1000000
-playbooks:
+`
+	if inboxSize < 0 {
+		inbox = ""
+	}
+	cfg := `receiver:
+  bearer_token: ` + token + `
+` + inbox + `playbooks:
   files: [playbooks.yaml]
   watch_files: false
 engine:
@@ -81,6 +87,8 @@ type node struct {
 	gossip  int    // gossip port; 0: alone (--cluster.listen-address=)
 	peers   []int  // gossip ports of the other replicas
 	storage string // store folder; default dir/data
+	// inboxSize -1: the default inbox; 0: one big enough for any backlog
+	inboxSize int
 }
 
 // startSelfheal starts a replica and, when wait is set, waits for /-/ready.
@@ -89,7 +97,7 @@ func startSelfheal(b binaries, n node, wait bool) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := selfhealConfig(n.dir, filepath.Join(n.dir, "stamps.log"))
+	cfg, err := selfhealConfig(n.dir, filepath.Join(n.dir, "stamps.log"), n.inboxSize)
 	if err != nil {
 		return nil, err
 	}

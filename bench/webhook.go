@@ -85,7 +85,7 @@ func measureOne(o options, g *Generator, s *server, name string, n, rep int) (ab
 	if err != nil {
 		return abRun{}, err
 	}
-	res, err := closedLoop(s.webhook, g, n, o.conns, o.warmup, o.measure, 2_000_000)
+	res, err := closedLoop(s.webhook, g, n, o.conns, o.warmup, o.measure, 2_000_000, false)
 	if err != nil {
 		return abRun{}, err
 	}
