@@ -55,6 +55,12 @@ type Inbox struct {
 	// commit under way) writes them.
 	queue   []*put
 	writing bool
+	// acked holds the batches acknowledged but not yet deleted on disk:
+	// the next commit deletes them with the batches it stores, or, when
+	// none comes, flush does within AckFlushDelay.
+	acked    []uint64
+	flushing *time.Timer
+	closed   bool
 	// commits counts transactions written by Put; beforeCommit, when set
 	// by a test, runs before each.
 	commits      atomic.Int64
@@ -109,8 +115,22 @@ func OpenInbox(dir string, capacity int) (*Inbox, error) {
 	return in, nil
 }
 
-// Close closes the database.
-func (in *Inbox) Close() error { return in.db.Close() }
+// Close writes the acknowledgements still pending and closes the database.
+func (in *Inbox) Close() error {
+	in.mu.Lock()
+	in.closed = true
+	if in.flushing != nil {
+		in.flushing.Stop()
+	}
+	acked := in.acked
+	in.acked = nil
+	in.mu.Unlock()
+	var err error
+	if len(acked) > 0 {
+		err = in.write(nil, acked)
+	}
+	return errors.Join(err, in.db.Close())
+}
 
 // Capacity returns the most alerts the inbox holds.
 func (in *Inbox) Capacity() int { return in.capacity }
@@ -179,11 +199,7 @@ func (in *Inbox) commit(data []byte) (uint64, error) {
 		in.mu.Lock()
 	}
 	in.writing = true
-	group := in.queue
-	in.queue = nil
-	in.mu.Unlock()
-	in.write(group)
-	in.mu.Lock()
+	in.writeRound() // unlocks and locks in.mu
 	if len(in.queue) > 0 {
 		next := in.queue[0]
 		next.lead = true
@@ -195,14 +211,60 @@ func (in *Inbox) commit(data []byte) (uint64, error) {
 	return p.seq, p.err
 }
 
-// write stores group in one transaction and tells each of its Puts.
-func (in *Inbox) write(group []*put) {
+// writeRound writes what is queued and acknowledged, with in.mu held on
+// entry and exit but not while writing.
+func (in *Inbox) writeRound() {
+	group, acked := in.queue, in.acked
+	in.queue, in.acked = nil, nil
+	in.mu.Unlock()
+	err := in.write(group, acked)
+	in.mu.Lock()
+	if err != nil { // deleted with a later commit
+		in.acked = append(in.acked, acked...)
+	}
+}
+
+// AckFlushDelay is how long an acknowledgement waits for a commit to
+// carry it to disk before it is written on its own.
+const AckFlushDelay = 100 * time.Millisecond
+
+// flush deletes the acknowledged batches no commit carried, unless a
+// commit is under way, which then does.
+func (in *Inbox) flush() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.flushing = nil
+	if in.writing || len(in.acked) == 0 || in.closed {
+		return
+	}
+	in.writing = true
+	in.writeRound()
+	if len(in.queue) > 0 {
+		next := in.queue[0]
+		next.lead = true
+		close(next.turn)
+	} else {
+		in.writing = false
+	}
+	if len(in.acked) > 0 && in.flushing == nil { // the write failed
+		in.flushing = time.AfterFunc(AckFlushDelay, in.flush)
+	}
+}
+
+// write stores group and deletes acked, in one transaction, and tells each
+// Put of group.
+func (in *Inbox) write(group []*put, acked []uint64) error {
 	if in.beforeCommit != nil {
 		in.beforeCommit()
 	}
 	in.commits.Add(1)
 	err := in.db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketInbox)
+		for _, seq := range acked {
+			if err := bk.Delete(seqKey(seq)); err != nil {
+				return err
+			}
+		}
 		for _, p := range group {
 			seq, err := bk.NextSequence()
 			if err != nil {
@@ -223,6 +285,7 @@ func (in *Inbox) write(group []*put) {
 			close(p.turn)
 		}
 	}
+	return err
 }
 
 // committing reports whether a commit is being written; waiting, how many
@@ -304,30 +367,27 @@ func (in *Inbox) Pending(maxAlerts int) ([]alert.Batch, error) {
 	return out, nil
 }
 
-// Ack removes the batch with seq: the engine has recorded everything it
-// decided for it.
+// Ack acknowledges the batch with seq: the engine has recorded everything
+// it decided for it, so it is not handed out again and its alerts no
+// longer count against the capacity. Its deletion on disk rides on the
+// next commit, or is written within AckFlushDelay: an fsync saved per
+// request. A crash before that hands the batch out again after the
+// restart, which the engine, whose decisions are on disk and idempotent
+// per episode, takes for the duplicate it is.
 func (in *Inbox) Ack(seq uint64) error { return in.AckAll([]uint64{seq}) }
 
-// AckAll removes the batches with seqs, in one write.
+// AckAll is Ack for several batches.
 func (in *Inbox) AckAll(seqs []uint64) error {
-	err := in.db.Update(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bucketInbox)
-		for _, seq := range seqs {
-			if err := bk.Delete(seqKey(seq)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("ack batches %d..%d: %w", seqs[0], seqs[len(seqs)-1], err)
-	}
 	in.mu.Lock()
+	defer in.mu.Unlock()
 	for _, seq := range seqs {
 		in.depth -= in.sizes[seq]
 		delete(in.sizes, seq)
 	}
-	in.mu.Unlock()
+	in.acked = append(in.acked, seqs...)
+	if in.flushing == nil && !in.closed {
+		in.flushing = time.AfterFunc(AckFlushDelay, in.flush)
+	}
 	return nil
 }
 
