@@ -76,23 +76,41 @@ func BenchmarkClaimAppend(b *testing.B) {
 
 // BenchmarkObserveAll observes a 100-alert batch of new episodes in one
 // write, as the engine does for each accepted notification.
+// BenchmarkObserveAll observes 100-alert batches of new episodes, into an
+// empty episode table and into one that already holds 1e5 episodes, with
+// their alerts kept (a playbook wants them) or not.
 func BenchmarkObserveAll(b *testing.B) {
-	l, err := Open(b.TempDir(), Options{Node: "n1"})
-	if err != nil {
-		b.Fatal(err)
+	for _, tc := range []struct {
+		name    string
+		preload int
+		keep    bool
+	}{{"table=0/kept", 0, true}, {"table=1e5/kept", 100_000, true}, {"table=1e5/unwanted", 100_000, false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			l, err := Open(b.TempDir(), Options{Node: "n1", KeepAlert: func(alert.Alert) bool { return tc.keep }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+			for i := range tc.preload / 1000 {
+				for j := range 10 {
+					if _, err := l.ObserveAll(benchAlerts(100, t0.Add(-time.Duration(i*10+j+1)*time.Second))); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			batches := make([][]alert.Alert, b.N)
+			for i := range batches {
+				batches[i] = benchAlerts(100, t0.Add(time.Duration(i)*time.Second))
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for _, batch := range batches {
+				if _, err := l.ObserveAll(batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/alert")
+		})
 	}
-	defer l.Close()
-	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
-	batches := make([][]alert.Alert, b.N)
-	for i := range batches {
-		batches[i] = benchAlerts(100, t0.Add(time.Duration(i)*time.Second))
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for _, batch := range batches {
-		if _, err := l.ObserveAll(batch); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/alert")
 }
