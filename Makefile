@@ -107,4 +107,32 @@ check-examples: build
 	./$(BIN) check examples/tests/playbooks/*.yaml
 	./$(BIN) test examples/tests/*.yaml
 
+# The container image (Dockerfile): a static binary on scratch, so nothing
+# is pulled. With buildah (Debian's package) it is written as an OCI archive,
+# IMAGE_ARCHIVE (buildah keeps its layers under bin/buildah); `skopeo copy
+# oci-archive:bin/selfheal-image.tar docker://REGISTRY/selfheal:TAG` pushes
+# it. With docker instead (IMAGE_BUILDER=docker), it goes to the local engine.
+IMAGE         ?= selfheal:$(VERSION)
+IMAGE_ARCHIVE ?= bin/selfheal-image.tar
+IMAGE_ARCH    ?= $(shell $(GO) env GOARCH)
+IMAGE_BUILDER ?= $(if $(shell command -v buildah),buildah,docker)
+BUILDAH_FLAGS ?= --storage-driver=vfs --root=$(CURDIR)/bin/buildah/storage --runroot=$(CURDIR)/bin/buildah/run
+
+## image: build the container image (Dockerfile: a static selfheal on scratch, user 65532) into IMAGE_ARCHIVE (bin/selfheal-image.tar) with buildah, or as IMAGE with docker
+image:
+	rm -rf bin/image
+	mkdir -p bin/image/rootfs/etc/ssl/certs bin/image/rootfs/usr/local/bin bin/image/rootfs/var/lib bin/image/data
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS) -s -w' -o bin/image/rootfs/usr/local/bin/selfheal ./cmd/selfheal
+	printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >bin/image/rootfs/etc/passwd
+	printf 'root:x:0:\nnonroot:x:65532:\n' >bin/image/rootfs/etc/group
+	cp /etc/ssl/certs/ca-certificates.crt bin/image/rootfs/etc/ssl/certs/
+	case "$(IMAGE_BUILDER)" in \
+	buildah) rm -f $(IMAGE_ARCHIVE); \
+	  buildah $(BUILDAH_FLAGS) build --isolation chroot --platform linux/$(IMAGE_ARCH) -f Dockerfile \
+	    -t oci-archive:$(IMAGE_ARCHIVE):$(IMAGE) . && echo "image $(IMAGE) written to $(IMAGE_ARCHIVE)";; \
+	*) $(IMAGE_BUILDER) build --platform linux/$(IMAGE_ARCH) -f Dockerfile -t $(IMAGE) .;; \
+	esac
+
+.PHONY: image
+
 .PHONY: help build run deps k8s-up k8s-down test test-short e2e fuzz bench vet lint fmt tidy-check check-examples
