@@ -51,9 +51,10 @@ func (r *report) mdThroughput(b *strings.Builder) {
 	w("Every selfheal run starts on a fresh store. Server CPU per request is the server process' own user+system time over the run (from /proc/PID/stat), divided by the requests it answered, warm-up included in both; selfheal's includes what its engine did meanwhile (not the `/bin/true` children).\n\n")
 	w("Configuration: `receiver.inbox_size: 1000000` (no run was refused for a full inbox: ")
 	w("%d answers 503 at 1 alert per payload, %d at 100), `engine.workers: 4`, `engine.queue: 256`. ", r.shape("selfheal", 1).R503, r.shape("selfheal", 100).R503)
-	w("A playbook matches every alert and runs `/bin/true`, so the engine works (and competes for the 2 cores) during the run. ")
-	w("It does not keep up: when a run ended, the engine had not yet classified %.0f%% of the alerts accepted at 1 alert per payload, ", 100*r.shape("selfheal", 1).Behind)
-	w("%.0f%% at 100 (they wait, durably, in the inbox). The webhook path is what these figures measure; the engine's own rate is bounded by the fsynced writes of each run (claim, start, each step, end) and its fork.\n\n", 100*r.shape("selfheal", 100).Behind)
+	w("In the A/B runs no playbook matches the alerts: the engine tracks each new episode (deduplication, on disk) while the load runs, on the same 2 cores; ")
+	w("when a run ended it had not yet classified %.0f%% of the alerts accepted at 1 alert per payload, %.0f%% at 100. ", 100*r.shape("selfheal", 1).Behind, 100*r.shape("selfheal", 100).Behind)
+	w("Then one run per size has a playbook match every alert and run `/bin/true` (rows `%s`): the engine then forks and records a run per alert and cannot keep up ", serverRuns)
+	w("(%.0f%% and %.0f%% not yet classified); its own rate is bounded by the fsynced writes of each run (claim, start, each step, end) and its fork, and the backlog waits, durably, in the inbox.\n\n", 100*r.shape(serverRuns, 1).Behind, 100*r.shape(serverRuns, 100).Behind)
 	w("| server | payload | rep | requests/s | alerts/s | p50 ms | p99 ms | CPU/request | 503 | engine behind |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, a := range r.Throughput {
 		behind := ""

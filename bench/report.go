@@ -129,6 +129,28 @@ func verdict(got, limit float64, unit string) string {
 
 func (r *report) goals() []goal {
 	var gs []goal
+	for _, t := range []struct {
+		n      int
+		server string
+		what   string
+		min    float64
+	}{
+		{1, "selfheal", "1-alert requests/s against the bare receiver (alerts no playbook matches)", 0.5},
+		{1, serverRuns, "1-alert requests/s against the bare receiver (every alert runs /bin/true)", 0.5},
+		{100, "selfheal", "100-alert payloads, alerts/s against the bare receiver (no playbook matches)", 0.7},
+		{100, serverRuns, "100-alert payloads, alerts/s against the bare receiver (every alert runs /bin/true)", 0.7},
+	} {
+		s, bare := r.shape(t.server, t.n), r.shape("bare", t.n)
+		if s.AlertsPS == 0 || bare.AlertsPS == 0 {
+			continue
+		}
+		ratio := s.AlertsPS / bare.AlertsPS
+		v := fmt.Sprintf("met (%.2f× over the floor)", ratio/t.min)
+		if ratio < t.min {
+			v = fmt.Sprintf("**missed** (%.2f× of the %.1f× floor)", ratio/t.min, t.min)
+		}
+		gs = append(gs, goal{t.what, fmt.Sprintf("≥ %.1f×", t.min), fmt.Sprintf("%.2f× (%.0f vs %.0f alerts/s)", ratio, s.AlertsPS, bare.AlertsPS), v})
+	}
 	for _, f := range r.Fixed {
 		what := "webhook p99 at 1k req/s, alerts no playbook matches"
 		if f.Playbook == jobTrue {

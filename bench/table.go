@@ -22,6 +22,9 @@ func (r *report) table() string {
 		w("| %d-alert payloads: alerts/s | %.0f | %.0f | %.2f |\n", n, s.AlertsPS, bare.AlertsPS, s.AlertsPS/bare.AlertsPS)
 		w("| %d-alert payloads: p50 / p99 | %.2f / %.2f ms | %.2f / %.2f ms | %.1f / %.1f |\n", n, s.P50, s.P99, bare.P50, bare.P99, s.P50/bare.P50, s.P99/bare.P99)
 		w("| %d-alert payloads: server CPU per request | %.0f µs | %.0f µs | %.1f |\n", n, s.CPUus, bare.CPUus, s.CPUus/bare.CPUus)
+		if ru := r.shape(serverRuns, n); ru.RPS > 0 {
+			w("| %d-alert payloads, every alert running a playbook: requests/s (CPU per request) | %.0f (%.0f µs) | %.0f | %.2f |\n", n, ru.RPS, ru.CPUus, bare.RPS, ru.RPS/bare.RPS)
+		}
 	}
 	w("\n| figure | value |\n| --- | --- |\n")
 	for _, f := range r.Fixed {

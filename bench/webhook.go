@@ -48,7 +48,7 @@ func throughput(o options, b binaries, r *report) error {
 		return err
 	}
 	defer bare.stop()
-	g := &Generator{Job: jobTrue}
+	g := &Generator{Job: jobUnmatched}
 	for _, n := range []int{1, 100} {
 		for rep := 1; rep <= o.reps; rep++ {
 			sh, err := startSelfheal(b, node{name: "n1", dir: o.dir(fmt.Sprintf("tput-%d-%d", n, rep))}, true)
@@ -70,8 +70,30 @@ func throughput(o options, b binaries, r *report) error {
 				n, rep, a.RPS, a.P99ms, a.Rejected503, 100*(1-a.EngineNew/max(a.Accepted, 1)), bb.RPS, bb.P99ms)
 		}
 	}
+	// Once more per size with every alert running a playbook (/bin/true):
+	// the engine then forks and records a run per alert, on the same 2
+	// cores, and never keeps up.
+	runs := &Generator{Job: jobTrue}
+	for _, n := range []int{1, 100} {
+		sh, err := startSelfheal(b, node{name: "n1", dir: o.dir(fmt.Sprintf("tput-runs-%d", n))}, true)
+		if err != nil {
+			return err
+		}
+		a, err := measureOne(o, runs, sh, serverRuns, n, 1)
+		sh.stop()
+		if err != nil {
+			return err
+		}
+		r.Throughput = append(r.Throughput, a)
+		progress("%3d alerts, every alert runs /bin/true: selfheal %6.0f req/s p99 %6.2f ms (503: %d, engine %.0f%% behind)",
+			n, a.RPS, a.P99ms, a.Rejected503, 100*(1-a.EngineNew/max(a.Accepted, 1)))
+	}
 	return loadgenCheck(o, b, bare, r)
 }
+
+// serverRuns names the throughput runs of selfheal in which a playbook
+// matches every alert.
+const serverRuns = "selfheal, every alert runs /bin/true"
 
 // measureOne runs the closed loop against s once.
 func measureOne(o options, g *Generator, s *server, name string, n, rep int) (abRun, error) {
@@ -106,7 +128,7 @@ func measureOne(o options, g *Generator, s *server, name string, n, rep int) (ab
 	// Warm-up included on both sides: CPU over the whole run, divided by
 	// every request the server answered in it.
 	a.CPUPerReq = (cpu1 - cpu0) / time.Duration(max(served1-served0, 1))
-	if name == "selfheal" {
+	if name != "bare" {
 		if a.EngineNew, err = metric(ctx, s.base, `selfheal_engine_episodes_total{kind="new"}`); err != nil {
 			return a, err
 		}
