@@ -115,7 +115,10 @@ check-examples: build
 IMAGE         ?= selfheal:$(VERSION)
 IMAGE_ARCHIVE ?= bin/selfheal-image.tar
 IMAGE_ARCH    ?= $(shell $(GO) env GOARCH)
-IMAGE_BUILDER ?= $(if $(shell command -v buildah),buildah,docker)
+# buildah needs no daemon (Debian's package is installed when missing);
+# IMAGE_BUILDER=docker builds with a Docker engine instead.
+IMAGE_BUILDER ?= buildah
+SUDO          := $(if $(filter 0,$(shell id -u)),,sudo)
 BUILDAH_FLAGS ?= --storage-driver=vfs --root=$(CURDIR)/bin/buildah/storage --runroot=$(CURDIR)/bin/buildah/run
 
 ## image: build the container image (Dockerfile: a static selfheal on scratch, user 65532) into IMAGE_ARCHIVE (bin/selfheal-image.tar) with buildah, or as IMAGE with docker
@@ -127,7 +130,8 @@ image:
 	printf 'root:x:0:\nnonroot:x:65532:\n' >bin/image/rootfs/etc/group
 	cp /etc/ssl/certs/ca-certificates.crt bin/image/rootfs/etc/ssl/certs/
 	case "$(IMAGE_BUILDER)" in \
-	buildah) rm -f $(IMAGE_ARCHIVE); \
+	buildah) command -v buildah >/dev/null || { echo "image: installing buildah (apt-get)"; $(SUDO) apt-get install -y -qq buildah; }; \
+	  rm -f $(IMAGE_ARCHIVE); \
 	  buildah $(BUILDAH_FLAGS) build --isolation chroot --platform linux/$(IMAGE_ARCH) -f Dockerfile \
 	    -t oci-archive:$(IMAGE_ARCHIVE):$(IMAGE) . && echo "image $(IMAGE) written to $(IMAGE_ARCHIVE)";; \
 	*) $(IMAGE_BUILDER) build --platform linux/$(IMAGE_ARCH) -f Dockerfile -t $(IMAGE) .;; \
