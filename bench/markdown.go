@@ -105,13 +105,14 @@ func (r *report) mdAction(b *strings.Builder) {
 func (r *report) mdFootprint(b *strings.Builder) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("\n## Memory and disk per tracked episode; start time\n\n")
-	w("One selfheal gets distinct episodes that no playbook matches (so each is only tracked: its episode record and, while it fires, its first alert, ")
-	w("which reconciliation needs), as 100-alert payloads from 4 connections at full speed. At each count the harness waits for the engine to have ")
+	w("One selfheal gets distinct episodes that no playbook matches (so each is only tracked: its episode record, 16-byte key and 26-byte value, and while it fires ")
+	w("its key in `episodes_firing`, which reconciliation reads; the alert itself is kept only when a playbook matches it), as 100-alert payloads from 4 connections at full speed, ")
+	w("with the default inbox (10000 alerts) and 503s retried after 5 ms, as Alertmanager retries. At each count the harness waits for the engine to have ")
 	w("classified every one and the inbox to be empty, then reads VmRSS (RssAnon, RssFile) from /proc/PID/status, `go_memstats_heap_inuse_bytes`, and ")
 	w("the sizes of `log.db` and `inbox.db`. The RSS includes the pages of the bbolt files it has touched (mmap, RssFile): ")
 	w("page cache the kernel can reclaim, and gone after a restart (below); RssAnon is the heap and stacks. ")
 	w("\"growth\" subtracts the RSS of the same daemon right after it started on an empty store (%s). ", mibOr(r.Footprint))
-	w("`inbox.db` keeps the size of its peak backlog (bbolt does not shrink a file). Then selfheal is stopped and started again on that store, ")
+	w("`inbox.db` keeps the size of its peak backlog (bbolt does not shrink a file), bounded by `receiver.inbox_size`, not by the episodes. Then selfheal is stopped and started again on that store, ")
 	w("and the start time runs from the process start to the first 200 of `/-/ready` (polled every 5 ms).\n\n")
 	w("| episodes | time to post and process | RSS | RssAnon | RssFile | Go heap | log.db | inbox.db | RSS / episode | RSS growth / episode | RssAnon growth / episode | disk / episode |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, f := range r.Footprint {
@@ -130,7 +131,7 @@ func (r *report) mdFootprint(b *strings.Builder) {
 				float64(u.Bytes)/float64(f.Episodes), float64(u.Alloc)/float64(f.Episodes))
 		}
 		w("| free pages and meta (the rest of the file) | | | %s | | %.0f B |\n", mib(f.LogDB-int64(alloc)), float64(f.LogDB-int64(alloc))/float64(f.Episodes))
-		w("\n`episodes` is the deduplication state proper; `episodes_firing` keeps the first alert of each episode still firing, as JSON, for reconciliation.\n")
+		w("\n`episodes` is the deduplication state proper; `episodes_firing` names each episode still firing, for reconciliation (with its first alert, as JSON, only when a playbook matches it: none does here).\n")
 	}
 	w("\nRestarted on the %s-episode store: ready in %.3f s; RSS %s, Go heap %s right after.\n", count(r.Restart.Episodes), r.Restart.ReadyS, mib(r.Restart.RSS), mib(int64(r.Restart.HeapInuse)))
 }
