@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
-	"github.com/prometheus/common/model"
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/alert"
@@ -167,13 +166,17 @@ func (s *Set) Len() int {
 // Match returns the playbooks that act on a, in name order: each runs
 // independently.
 func (s *Set) Match(a alert.Alert) []*Playbook {
+	candidates := s.candidates(a)
+	if len(candidates) == 0 {
+		return nil
+	}
+	ls := a.LabelSet()
 	var out []*Playbook
-	s.each(a, func(pb *Playbook, ls model.LabelSet) bool {
-		if pb.matches(a.Status, ls) {
+	for _, i := range candidates {
+		if pb := s.sorted[i]; pb.matches(a.Status, ls) {
 			out = append(out, pb)
 		}
-		return true
-	})
+	}
 	return out
 }
 
@@ -181,32 +184,29 @@ func (s *Set) Match(a alert.Alert) []*Playbook {
 // acts on: whether a's episode may yet run something, when it fires or
 // when it resolves.
 func (s *Set) Wants(a alert.Alert) bool {
-	wants := false
-	s.each(a, func(pb *Playbook, ls model.LabelSet) bool {
-		wants = pb.Matchers.Matches(ls)
-		return !wants
-	})
-	return wants
+	candidates := s.candidates(a)
+	if len(candidates) == 0 {
+		return false
+	}
+	ls := a.LabelSet()
+	for _, i := range candidates {
+		if s.sorted[i].Matchers.Matches(ls) {
+			return true
+		}
+	}
+	return false
 }
 
-// each calls f, in name order, with each playbook that may match a (those
-// its alertname picks and those without one), until f returns false.
-func (s *Set) each(a alert.Alert, f func(*Playbook, model.LabelSet) bool) {
+// candidates are the indexes, in name order, of the playbooks that may
+// match a: those its alertname picks and those without one.
+func (s *Set) candidates(a alert.Alert) []int {
 	if s == nil {
-		return
+		return nil
 	}
 	candidates := s.byAlertname[a.Labels["alertname"]]
 	if len(s.unindexed) > 0 {
 		candidates = append(slices.Clip(candidates), s.unindexed...)
 		slices.Sort(candidates) // name order, as documented
 	}
-	if len(candidates) == 0 {
-		return
-	}
-	ls := a.LabelSet()
-	for _, i := range candidates {
-		if !f(s.sorted[i], ls) {
-			return
-		}
-	}
+	return candidates
 }
