@@ -127,7 +127,6 @@ func (e *Engine) checkBreaker() error {
 	if err := e.log.SetBreaker(st); err != nil {
 		return err
 	}
-	e.m.breakerOpen.Set(1)
 	e.m.breakerOpens.Inc()
 	e.lg.Error("CIRCUIT BREAKER OPEN: all automation is paused; every run is recorded skipped (breaker_open) until POST /api/v1/breaker/reset",
 		"reason", reason)
@@ -151,7 +150,6 @@ func (e *Engine) ResetBreaker() error {
 	if err := e.log.SetBreaker(ha.BreakerState{ResetAt: now}); err != nil {
 		return err
 	}
-	e.m.breakerOpen.Set(0)
 	if st.Open {
 		e.lg.Warn("circuit breaker reset: automation resumes", "was_open_since", st.OpenedAt, "reason", st.Reason)
 	}

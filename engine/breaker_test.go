@@ -114,3 +114,17 @@ func TestBreakerOnOpenPages(t *testing.T) {
 		require.Equal(t, "2 runs failed or unhealed in the last 10m (max_failures: 2)", recs[i].Alert.Annotations["description"])
 	})
 }
+
+// TestBreakerGaugeShowsTheClusterState: selfheal_engine_breaker_open says
+// what the log holds, so a replica whose log learned by gossip that
+// another one opened or reset the breaker shows it too.
+func TestBreakerGaugeShowsTheClusterState(t *testing.T) {
+	f := newFixture(t, t.TempDir(), `playbooks: []`, engine.Options{})
+	require.Equal(t, 0.0, f.gauge("selfheal_engine_breaker_open"))
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	// As ha's merge of a gossiped opening writes it.
+	require.NoError(t, f.log.SetBreaker(ha.BreakerState{Open: true, OpenedAt: t0, Reason: "opened on n2"}))
+	require.Equal(t, 1.0, f.gauge("selfheal_engine_breaker_open"))
+	require.NoError(t, f.log.SetBreaker(ha.BreakerState{ResetAt: t0.Add(time.Minute)}))
+	require.Equal(t, 0.0, f.gauge("selfheal_engine_breaker_open"))
+}

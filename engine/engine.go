@@ -140,7 +140,7 @@ func New(src Source, log Log, opts Options) *Engine {
 		log:       log,
 		opts:      opts,
 		lg:        opts.Logger.With("component", "engine"),
-		m:         newMetrics(opts.Registerer),
+		m:         newMetrics(opts.Registerer, log.Breaker),
 		queue:     make(chan job, opts.Queue),
 		waiting:   waiting{jobs: map[string]job{}, wake: make(chan struct{}, 1)},
 		breakerPB: breakerPlaybook(opts.Breaker),
@@ -149,7 +149,6 @@ func New(src Source, log Log, opts Options) *Engine {
 	// An open breaker stays open across restarts: say so at once. (Were
 	// the read to fail, the first decision would read it again.)
 	if st, err := e.log.Breaker(); err == nil && st.Open {
-		e.m.breakerOpen.Set(1)
 		e.lg.Error("CIRCUIT BREAKER OPEN since before this start: all automation is paused until POST /api/v1/breaker/reset",
 			"opened_at", st.OpenedAt, "reason", st.Reason)
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"math"
 
 	"github.com/selfheal/selfheal/ha"
 )
@@ -11,7 +12,7 @@ type metrics struct {
 	episodes     *prometheus.CounterVec
 	runs         *prometheus.CounterVec
 	skipped      *prometheus.CounterVec
-	breakerOpen  prometheus.Gauge
+	breakerOpen  prometheus.GaugeFunc
 	breakerOpens prometheus.Counter
 	stepDuration *prometheus.HistogramVec
 	queued       prometheus.Gauge
@@ -23,7 +24,9 @@ type metrics struct {
 	claimWait    prometheus.Histogram
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics registers the engine's metrics; breaker reads the breaker's
+// state for selfheal_engine_breaker_open.
+func newMetrics(reg prometheus.Registerer, breaker func() (ha.BreakerState, error)) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
 		episodes: f.NewCounterVec(prometheus.CounterOpts{
@@ -51,9 +54,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "How long a claim took: on disk here, then confirmed by the other replicas.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}),
-		breakerOpen: f.NewGauge(prometheus.GaugeOpts{
+		// Read from the log at each scrape, not set where this replica
+		// opens or resets the breaker: the state is the cluster's, and a
+		// replica that learns of an opening or a reset by gossip shows it.
+		breakerOpen: f.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "selfheal_engine_breaker_open",
-			Help: "1 while the global circuit breaker is open: every playbook is paused until POST /api/v1/breaker/reset.",
+			Help: "1 while the global circuit breaker is open (on every replica, opened or reset anywhere in the cluster): every playbook is paused until POST /api/v1/breaker/reset.",
+		}, func() float64 {
+			st, err := breaker()
+			switch {
+			case err != nil:
+				return math.NaN()
+			case st.Open:
+				return 1
+			}
+			return 0
 		}),
 		breakerOpens: f.NewCounter(prometheus.CounterOpts{
 			Name: "selfheal_engine_breaker_opened_total",
