@@ -110,8 +110,13 @@ func recording(t *testing.T, rec *recorder) *actions.Registry {
 // newFixtureRec is newFixtureWith with the "record" action being rec.
 func newFixtureRec(t *testing.T, dir, yaml string, opts engine.Options, rec *recorder, wrap func(*ha.Log) engine.Log) *fixture {
 	t.Helper()
+	return newFixtureActions(t, dir, yaml, opts, recording(t, rec), rec, wrap)
+}
+
+// newFixtureActions is newFixtureRec with the actions of reg.
+func newFixtureActions(t *testing.T, dir, yaml string, opts engine.Options, reg *actions.Registry, rec *recorder, wrap func(*ha.Log) engine.Log) *fixture {
+	t.Helper()
 	f := &fixture{rec: rec, reg: prometheus.NewPedanticRegistry()}
-	reg := recording(t, rec)
 	pbs, err := playbooks.Parse(reg, "test.yaml", []byte(yaml))
 	require.NoError(t, err)
 	set, err := playbooks.NewSet(pbs)

@@ -8,14 +8,11 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/selfheal/selfheal/actions"
 	"github.com/selfheal/selfheal/engine"
 	"github.com/selfheal/selfheal/ha"
-	"github.com/selfheal/selfheal/playbooks"
-	"github.com/selfheal/selfheal/receiver"
 )
 
 // touchParams configure the "touch" test action: it changes pod Pod of
@@ -71,32 +68,7 @@ func newTouchFixture(t *testing.T, dir, yaml string, n engine.Notifier) *fixture
 	require.NoError(t, reg.Register(actions.Typed("touch", "touches a pod", "",
 		func() *touchParams { return &touchParams{} },
 		func(p *touchParams) (actions.Action, error) { return touch{p}, nil })))
-	pbs, err := playbooks.Parse(reg, "test.yaml", []byte(yaml))
-	require.NoError(t, err)
-	set, err := playbooks.NewSet(pbs)
-	require.NoError(t, err)
-	f := &fixture{rec: &recorder{}, reg: prometheus.NewPedanticRegistry()}
-	f.log, err = ha.Open(dir, ha.Options{Node: "n1"})
-	require.NoError(t, err)
-	f.inbox, err = receiver.OpenInbox(dir, 1000)
-	require.NoError(t, err)
-	f.eng = engine.New(f.inbox, f.log, engine.Options{Registerer: f.reg, RetryBackoff: time.Millisecond, Notifier: n})
-	f.eng.SetPlaybooks(set)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	f.done = done
-	go func() { done <- f.eng.Run(ctx) }()
-	var once sync.Once
-	f.stop = func() {
-		once.Do(func() {
-			cancel()
-			require.NoError(t, <-done)
-			require.NoError(t, f.inbox.Close())
-			require.NoError(t, f.log.Close())
-		})
-	}
-	t.Cleanup(f.stop)
-	return f
+	return newFixtureActions(t, dir, yaml, engine.Options{Notifier: n}, reg, &recorder{}, nil)
 }
 
 // touchedOf is what the steps of rec recorded under actions.TouchedKey.
