@@ -404,18 +404,7 @@ func (l *Log) Prune(cutoff time.Time) (int, error) {
 			if err := runs.Delete(bytes.Clone(id)); err != nil {
 				return err
 			}
-			if rec.LimitKey != "" {
-				if err := tx.Bucket(bucketByKey).Delete(keyIndex(rec)); err != nil {
-					return err
-				}
-			}
-			if err := unindexFailed(tx, rec); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketRepeats).Delete([]byte(rec.ID)); err != nil {
-				return err
-			}
-			if err := c.Delete(); err != nil {
+			if err := unindexAll(tx, rec); err != nil { // its runs_by_time key too: the cursor seeks again
 				return err
 			}
 			n++

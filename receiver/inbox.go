@@ -200,15 +200,21 @@ func (in *Inbox) commit(data []byte) (uint64, error) {
 	}
 	in.writing = true
 	in.writeRound() // unlocks and locks in.mu
-	if len(in.queue) > 0 {
-		next := in.queue[0]
-		next.lead = true
-		close(next.turn)
-	} else {
-		in.writing = false
-	}
+	in.handOff()
 	in.mu.Unlock()
 	return p.seq, p.err
+}
+
+// handOff ends a writer's turn, with in.mu held: the first Put queued
+// meanwhile writes next, or no one writes.
+func (in *Inbox) handOff() {
+	if len(in.queue) == 0 {
+		in.writing = false
+		return
+	}
+	next := in.queue[0]
+	next.lead = true
+	close(next.turn)
 }
 
 // writeRound writes what is queued and acknowledged, with in.mu held on
@@ -239,13 +245,7 @@ func (in *Inbox) flush() {
 	}
 	in.writing = true
 	in.writeRound()
-	if len(in.queue) > 0 {
-		next := in.queue[0]
-		next.lead = true
-		close(next.turn)
-	} else {
-		in.writing = false
-	}
+	in.handOff()
 	if len(in.acked) > 0 && in.flushing == nil { // the write failed
 		in.flushing = time.AfterFunc(AckFlushDelay, in.flush)
 	}
