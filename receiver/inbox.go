@@ -339,7 +339,7 @@ func (in *Inbox) Pending(maxAlerts int) ([]alert.Batch, error) {
 	n := 0
 	err := in.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketInbox).Cursor()
-		for k, v := c.Seek(seqKey(after + 1)); k != nil; k, v = c.Next() {
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && n < maxAlerts; k, v = c.Next() {
 			var b alert.Batch
 			if err := json.Unmarshal(v, &b); err != nil {
 				return fmt.Errorf("batch %d: %w", binary.BigEndian.Uint64(k), err)
