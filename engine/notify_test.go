@@ -104,6 +104,9 @@ func TestNotifierToldOfFinishedRuns(t *testing.T) {
 	a := episodesOf("w1", 1, time.Now())
 	f.put(t, a)
 	f.settle(t)
+	// The notifier is told once the outcome is on disk, so settle (which
+	// reads the disk) can see both runs ended before it is told of both.
+	require.Eventually(t, func() bool { return len(n.all()) >= 2 }, 10*time.Second, time.Millisecond)
 
 	got := map[string]ha.Record{}
 	for _, rec := range n.all() {
